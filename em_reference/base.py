@@ -1,0 +1,235 @@
+"""Scikit-learn-style estimator shell around the functional EM core (written once for every
+family, as sklearn/mixture/_base.py). A family subclass supplies the pieces marked below."""
+
+from __future__ import annotations
+
+import warnings
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from em_reference import config  # noqa: F401  (float64)
+from em_reference import elbo as elbo_lib
+from em_reference.initialization import INIT_METHODS, initial_responsibilities
+from em_reference.loop import fit_em
+from em_reference.validation import (as_2d_samples, check_choice, check_float, check_int,
+                                     check_sample_weight)
+
+
+@partial(jax.jit, static_argnames="family")
+def _log_joint(X, params, family):
+    return family.log_joint_matrix(X, params)
+
+
+class MixtureEM(DensityMixin, BaseEstimator):
+    """Shared fit/predict logic. Subclasses define:
+
+    _family()                      -> hashable family object (GaussianFamily, PoissonFamily)
+    _params_class                  NamedTuple of parameters
+    _validate_family_params()      extra hyper-parameter checks
+    _validate_samples(X)           extra data checks (X already (N, D) float64)
+    _resolve_prior(X, w)           None or a validated prior object
+    _user_init(n_features)         dict of user-given initial parameters (validated)
+    _store(params) / _params()     fitted attributes <-> parameter NamedTuple
+    _n_parameters()                free parameters (BIC/AIC)
+    _sample_component(rng, k, n)   n draws from component k
+    """
+
+    _params_class = None
+
+    # ------------------------------------------------------------------ validation
+    def _validate_common_params(self):
+        check_int("n_components", self.n_components, 1)
+        check_float("tol", self.tol, 0.0)
+        check_int("max_iter", self.max_iter, 1)
+        check_int("n_init", self.n_init, 1)
+        check_choice("init_params", self.init_params, INIT_METHODS)
+        check_choice("assignment", self.assignment, ("soft", "hard"))
+        check_choice("dtype", self.dtype, ("float64", "float32"))
+        fixed = tuple(self.fixed_params or ())
+        for name in fixed:
+            check_choice("fixed_params entry", name, tuple(self._params_class._fields))
+        self._validate_family_params()
+
+    def _validate_X(self, X, reset):
+        X = as_2d_samples(self, X, reset)
+        return self._validate_samples(X)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None, *, chunk_size=None, devices=None):
+        """Fit by EM (MLE, or MAP-EM with a prior), best of n_init restarts run in parallel.
+
+        X: (N, D) or (N,). sample_weight: (N,) non-negative frequency weights (a row with
+        weight 3 counts as three identical rows). chunk_size: stream the E-step over chunks of
+        this many rows (memory O(chunk_size * K), never the (N, K) responsibilities).
+        devices: an int or a list of jax devices; X is sharded along samples over them.
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight, chunk_size=chunk_size,
+                         devices=devices)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None, *, chunk_size=None, devices=None):
+        """Fit, then return the labels (N,) of X under the fitted model."""
+        self._validate_common_params()
+        X = self._validate_X(X, reset=True)
+        w = check_sample_weight(sample_weight, X.shape[0])
+        if np.count_nonzero(w) < self.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {np.count_nonzero(w)}")
+        if chunk_size is not None:
+            check_int("chunk_size", chunk_size, 1)
+        self.prior_ = self._resolve_prior(X, w)
+        family = self._family()
+        init = self._initial_params(X, w, family)
+
+        dtype = jnp.dtype(self.dtype)
+        cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
+        Xd, wd = self._lay_out(X, w, chunk_size, devices, dtype)
+        state = fit_em(cast(init), Xd, wd, None if self.prior_ is None else cast(self.prior_),
+                       jnp.asarray(self.tol, dtype), family=family,
+                       hard=self.assignment == "hard", max_iter=self.max_iter)
+        state = jax.device_get(state)
+
+        finals = np.array([state.trace[i, state.n_iter[i]] for i in range(self.n_init)])
+        if not np.any(np.isfinite(finals)):
+            raise FloatingPointError(
+                "EM produced a non-finite objective in every restart (a component collapsed "
+                "onto too few points or the data are degenerate); increase reg_covar, use a "
+                "prior (prior='default') or fewer components.")
+        best = int(np.nanargmax(np.where(np.isfinite(finals), finals, -np.inf)))
+        params = self._params_class(*(np.asarray(leaf[best], np.float64)
+                                      for leaf in state.params))
+        self._store(params)
+        self.n_iter_ = int(state.n_iter[best])
+        self.converged_ = bool(state.converged[best])
+        self.lower_bounds_ = np.asarray(state.trace[best, : self.n_iter_ + 1], np.float64)
+        self.lower_bound_ = float(finals[best])
+        if bool(state.failed[best]):
+            warnings.warn(f"EM stopped at iteration {self.n_iter_}: the next update was not "
+                          "finite; the last finite parameters are kept.", RuntimeWarning,
+                          stacklevel=2)
+        elif not self.converged_:
+            warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations "
+                          f"(tol={self.tol}); increase max_iter or tol.", ConvergenceWarning,
+                          stacklevel=2)
+        return self.predict(X)
+
+    def _initial_params(self, X, w, family):
+        """A batch of initial parameters (leading axis: n_init restarts)."""
+        user = self._user_init(X.shape[1])
+        rng = check_random_state(self.random_state)
+        batch = []
+        for _ in range(self.n_init):
+            if len(user) == len(self._params_class._fields):
+                start = user
+            else:
+                resp = initial_responsibilities(X, self.n_components, self.init_params, rng, w)
+                stats = family.sufficient_stats(jnp.asarray(X), jnp.asarray(resp * w[:, None]))
+                mle = self._params_class(*family.m_step(stats, None, None))
+                start = {**mle._asdict(), **user}
+            batch.append(self._params_class(**{k: np.asarray(v) for k, v in start.items()}))
+        return jax.tree.map(lambda *leaves: np.stack(leaves), *batch)
+
+    @staticmethod
+    def _lay_out(X, w, chunk_size, devices, dtype):
+        """Pad with zero-weight rows to whole chunks / shards; reshape to chunks; shard."""
+        n = X.shape[0]
+        n_dev = 1 if devices is None else (devices if isinstance(devices, int) else len(devices))
+        if chunk_size and chunk_size % n_dev:
+            raise ValueError(f"chunk_size={chunk_size} must be a multiple of the {n_dev} devices")
+        block = chunk_size or n_dev
+        pad = (-n) % block
+        if pad:
+            X = np.concatenate([X, np.zeros((pad, X.shape[1]))])
+            w = np.concatenate([w, np.zeros(pad)])
+        Xd, wd = jnp.asarray(X, dtype), jnp.asarray(w, dtype)
+        if chunk_size:
+            Xd = Xd.reshape(-1, chunk_size, X.shape[1])
+            wd = wd.reshape(-1, chunk_size)
+        if devices is not None:
+            devs = jax.devices()[:devices] if isinstance(devices, int) else list(devices)
+            if len(devs) < n_dev:
+                raise ValueError(f"devices={devices} asks for more devices than the "
+                                 f"{len(jax.devices())} available")
+            mesh = Mesh(np.array(devs), ("data",))
+            # chunks are split along samples inside each chunk, so every device scans its part
+            spec = PartitionSpec(None, "data") if chunk_size else PartitionSpec("data")
+            Xd = jax.device_put(Xd, NamedSharding(mesh, spec))
+            wd = jax.device_put(wd, NamedSharding(mesh, spec))
+        return Xd, wd
+
+    # ------------------------------------------------------------------ inference
+    def log_joint_matrix(self, X):
+        """log p(x_n, z_n = k | theta) = log pi_k + log p(x_n | theta_k): (N, K)."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return np.asarray(_log_joint(jnp.asarray(X), self._params(), self._family()))
+
+    def score_samples(self, X):
+        """log p(x_n | theta) per sample: (N,)."""
+        return np.asarray(jax.scipy.special.logsumexp(self.log_joint_matrix(X), axis=1))
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood per sample (weighted mean with sample_weight)."""
+        per_sample = self.score_samples(X)
+        return float(np.average(per_sample, weights=check_sample_weight(sample_weight,
+                                                                          len(per_sample))))
+
+    def predict_proba(self, X):
+        """Posterior responsibilities p(z_n = k | x_n, theta): (N, K), rows sum to 1."""
+        return np.asarray(elbo_lib.posterior_responsibilities(self.log_joint_matrix(X)))
+
+    def predict(self, X):
+        """Most probable component per sample: (N,) int."""
+        return np.argmax(self.log_joint_matrix(X), axis=1)
+
+    def elbo_em(self, X, q, sample_weight=None):
+        """EM's ELBO E_q[log p(X, Z | theta)] + H(q) at the fitted theta; q (N, K)."""
+        return float(elbo_lib.elbo_em(self.log_joint_matrix(X), jnp.asarray(q), sample_weight))
+
+    def kl_to_posterior(self, X, q, sample_weight=None):
+        """KL(q || p(Z | X, theta)) at the fitted theta; q (N, K)."""
+        return float(elbo_lib.kl_to_posterior(self.log_joint_matrix(X), jnp.asarray(q),
+                                              sample_weight))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw (X (n_samples, D), labels (n_samples,)) from the fitted mixture."""
+        check_is_fitted(self)
+        check_int("n_samples", n_samples, 1)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        X = np.concatenate([self._sample_component(rng, k, c) for k, c in enumerate(counts)])
+        y = np.repeat(np.arange(self.n_components), counts)
+        return X, y
+
+    # ------------------------------------------------------------------ model selection
+    def _total_log_likelihood(self, X):
+        return float(np.sum(self.score_samples(X)))
+
+    def bic(self, X):
+        """Bayesian information criterion: -2 log L + p log N (lower is better)."""
+        X = self._validate_X(X, reset=False)
+        return -2.0 * self._total_log_likelihood(X) + self._n_parameters() * np.log(len(X))
+
+    def aic(self, X):
+        """Akaike information criterion: -2 log L + 2 p (lower is better)."""
+        return -2.0 * self._total_log_likelihood(X) + 2.0 * self._n_parameters()
+
+    def icl(self, X):
+        """Integrated completed likelihood (Biernacki et al. 2000) on the BIC scale:
+        BIC - 2 sum_n log p(z_n = MAP label | x_n) (lower is better)."""
+        log_joint = self.log_joint_matrix(X)
+        log_post = log_joint - jax.scipy.special.logsumexp(log_joint, axis=1, keepdims=True)
+        return self.bic(X) - 2.0 * float(np.sum(np.max(log_post, axis=1)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.init_params == "random" and self.random_state is None
+        return tags

@@ -1,0 +1,233 @@
+"""Gaussian mixture: log densities, sufficient statistics and the (MAP-)EM M-step, by hand.
+
+Shapes: X (N, D); weights (K,); means (K, D); covariances full (K, D, D), tied (D, D),
+diag (K, D), spherical (K,) (scikit-learn's conventions); precisions_cholesky the same shapes
+(for full/tied the upper-triangular P with P P^T = Sigma^-1, for diag/spherical 1/sqrt(var)).
+
+Log densities use the Cholesky factor of the precision so that the Mahalanobis term is
+||X P_k - mu_k P_k||^2: no matrix inverse, and no (K, N, D) temporary (a loop over K of
+(N, D) products, unrolled by the tracer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from em_reference import config  # noqa: F401  (float64)
+from em_reference.priors import GaussianMixturePrior
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class GaussianParams(NamedTuple):
+    """weights (K,), means (K, D), covariances (shape by covariance type)."""
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+
+
+class GaussianStats(NamedTuple):
+    """Weighted sufficient statistics of one E-step: sums over samples, so chunks add up.
+
+    nk (K,) = sum_n w_n r_nk; sx (K, D) = sum_n w_n r_nk x_n; sxx = sum_n w_n r_nk x_n x_n^T
+    as (K, D, D) for full, (D, D) summed over components for tied, and its diagonal (K, D) for
+    diag and spherical.
+    """
+
+    nk: jax.Array
+    sx: jax.Array
+    sxx: jax.Array
+
+
+def precisions_cholesky(covariances, covariance_type):
+    """Cholesky factors of the precisions (same shapes as covariances)."""
+    if covariance_type in ("full", "tied"):
+        chol = jnp.linalg.cholesky(covariances)
+        eye = jnp.broadcast_to(jnp.eye(covariances.shape[-1], dtype=covariances.dtype),
+                               covariances.shape)
+        return jnp.swapaxes(jax.scipy.linalg.solve_triangular(chol, eye, lower=True), -1, -2)
+    return 1.0 / jnp.sqrt(covariances)
+
+
+def log_gaussian_prob(X, means, prec_chol, covariance_type):
+    """log N(x_n | mu_k, Sigma_k) for every sample and component: (N, K)."""
+    n, d = X.shape
+    if covariance_type == "full":
+        cols = []
+        for k in range(means.shape[0]):
+            y = X @ prec_chol[k] - means[k] @ prec_chol[k]
+            cols.append(jnp.sum(y * y, axis=1))
+        maha = jnp.stack(cols, axis=1)
+        log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+    elif covariance_type == "tied":
+        xp, mp = X @ prec_chol, means @ prec_chol
+        maha = (jnp.sum(xp * xp, axis=1)[:, None] - 2.0 * xp @ mp.T
+                + jnp.sum(mp * mp, axis=1)[None, :])
+        log_det = jnp.sum(jnp.log(jnp.diag(prec_chol)))
+    elif covariance_type == "diag":
+        prec = prec_chol**2
+        maha = ((X * X) @ prec.T - 2.0 * X @ (means * prec).T
+                + jnp.sum(means**2 * prec, axis=1)[None, :])
+        log_det = jnp.sum(jnp.log(prec_chol), axis=1)
+    else:  # spherical
+        prec = prec_chol**2
+        maha = (jnp.sum(X * X, axis=1)[:, None] - 2.0 * X @ means.T
+                + jnp.sum(means**2, axis=1)[None, :]) * prec[None, :]
+        log_det = d * jnp.log(prec_chol)
+    # the expanded forms can round a true zero to a tiny negative number
+    maha = jnp.maximum(maha, 0.0)
+    return -0.5 * (d * LOG_2PI + maha) + log_det
+
+
+def log_joint_matrix(X, params, covariance_type):
+    """log pi_k + log N(x_n | mu_k, Sigma_k): (N, K). X (N, D)."""
+    prec_chol = precisions_cholesky(params.covariances, covariance_type)
+    return jnp.log(params.weights)[None, :] + log_gaussian_prob(
+        X, params.means, prec_chol, covariance_type)
+
+
+def log_likelihood(X, params, covariance_type, sample_weight=None):
+    """log p(X | params) = sum_n w_n log sum_k pi_k N(x_n | mu_k, Sigma_k) (all constants)."""
+    X = jnp.atleast_2d(jnp.asarray(X).T).T  # (N,) -> (N, 1)
+    params = GaussianParams(*map(jnp.asarray, params))
+    per_sample = jax.scipy.special.logsumexp(log_joint_matrix(X, params, covariance_type), axis=1)
+    if sample_weight is None:
+        return jnp.sum(per_sample)
+    return jnp.sum(jnp.asarray(sample_weight) * per_sample)
+
+
+def sufficient_stats(X, weighted_resp, covariance_type):
+    """Sufficient statistics from responsibilities already multiplied by sample weights.
+
+    X (N, D); weighted_resp (N, K) = w_n r_nk. Second moments are weighted Gram matrices,
+    one (D, D) product per component.
+    """
+    nk = jnp.sum(weighted_resp, axis=0)
+    sx = weighted_resp.T @ X
+    if covariance_type == "full":
+        sxx = jnp.stack([(X * weighted_resp[:, k:k + 1]).T @ X
+                         for k in range(weighted_resp.shape[1])])
+    elif covariance_type == "tied":
+        sxx = (X * jnp.sum(weighted_resp, axis=1, keepdims=True)).T @ X
+    else:
+        sxx = weighted_resp.T @ (X * X)
+    return GaussianStats(nk, sx, sxx)
+
+
+@dataclass(frozen=True)
+class GaussianFamily:
+    """What the generic EM loop needs to know about Gaussian mixtures (hashable: jit-static).
+
+    covariance_type: "full" | "tied" | "diag" | "spherical"; reg_covar: added to covariance
+    diagonals after every M-step; fixed: names of parameters the M-step leaves unchanged
+    (e.g. ("weights", "covariances") turns hard EM into k-means).
+    """
+
+    covariance_type: str = "full"
+    reg_covar: float = 1e-6
+    fixed: tuple = ()
+
+    def log_joint_matrix(self, X, params):
+        return log_joint_matrix(X, params, self.covariance_type)
+
+    def sufficient_stats(self, X, weighted_resp):
+        return sufficient_stats(X, weighted_resp, self.covariance_type)
+
+    def log_prior(self, params, prior):
+        return prior.log_prob(params)
+
+    def m_step(self, stats, old, prior):
+        """Maximise E_q[log p(X, Z | theta)] (+ log p(theta) when prior is given)."""
+        new = m_step(stats, self.covariance_type, self.reg_covar, prior)
+        return GaussianParams(*(getattr(old, name) if name in self.fixed else getattr(new, name)
+                                for name in GaussianParams._fields))
+
+
+def m_step(stats: GaussianStats, covariance_type, reg_covar, prior: GaussianMixturePrior | None):
+    """Closed-form (MAP-)M-step from sufficient statistics.
+
+    MLE: pi_k = N_k / N, mu_k = S_x / N_k, Sigma_k = weighted scatter / N_k (+ reg_covar), as
+    scikit-learn. With the prior of em_reference.priors (alpha, m0, kappa0, nu0, Psi0):
+      pi_k    = (N_k + alpha_k - 1) / (N + sum(alpha) - K)
+      mu_k    = (S_x + kappa0 m0) / (N_k + kappa0)
+      full:   Sigma_k = (Psi0 + C_k + kappa0 (mu_k - m0)(mu_k - m0)^T) / (N_k + nu0 + D + 2)
+      tied:   Sigma   = (Psi0 + sum_k [C_k + kappa0 (mu_k - m0)(..)^T]) / (N + K + nu0 + D + 1)
+      diag:   var_kd  = (Psi0_d + C_kd + kappa0 (mu_kd - m0_d)^2) / (N_k + nu0 + 3)
+      sph.:   var_k   = (Psi0 + tr C_k + kappa0 ||mu_k - m0||^2) / (D N_k + D + nu0 + 2)
+    where C_k = sum_n w_n r_nk (x_n - mu_k)(x_n - mu_k)^T is the scatter about the new mean.
+    """
+    # sklearn's guard: an emptied component keeps a finite mean and a reg_covar covariance
+    nk = stats.nk + 10.0 * jnp.finfo(stats.nk.dtype).eps
+    n_total = jnp.sum(stats.nk)
+    k, d = stats.sx.shape
+    if prior is None:
+        weights = nk / jnp.sum(nk)
+        means = stats.sx / nk[:, None]
+    else:
+        alpha = jnp.broadcast_to(prior.weight_concentration, nk.shape)
+        # with alpha < 1 the mode can sit on the simplex boundary; keep it just inside
+        numer = jnp.maximum(stats.nk + alpha - 1.0, 10.0 * jnp.finfo(nk.dtype).eps)
+        weights = numer / jnp.sum(numer)
+        means = (stats.sx + prior.mean_precision * prior.mean_prior) / (
+            nk + prior.mean_precision)[:, None]
+
+    if covariance_type == "full":
+        # C_k = Sxx - Sx mu^T - mu Sx^T + N_k mu mu^T
+        outer_sx_mu = stats.sx[:, :, None] * means[:, None, :]
+        scatter = (stats.sxx - outer_sx_mu - jnp.swapaxes(outer_sx_mu, 1, 2)
+                   + nk[:, None, None] * means[:, :, None] * means[:, None, :])
+        if prior is None:
+            cov = scatter / nk[:, None, None]
+        else:
+            dm = means - prior.mean_prior
+            cov = (prior.covariance_prior + scatter
+                   + prior.mean_precision * dm[:, :, None] * dm[:, None, :]) / (
+                nk + prior.degrees_of_freedom + d + 2.0)[:, None, None]
+        cov = cov + reg_covar * jnp.eye(d, dtype=cov.dtype)
+        cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2))
+    elif covariance_type == "tied":
+        # sum_k C_k about the new means
+        sx_mu = stats.sx.T @ means
+        scatter = stats.sxx - sx_mu - sx_mu.T + (means * nk[:, None]).T @ means
+        if prior is None:
+            cov = scatter / n_total
+        else:
+            dm = means - prior.mean_prior
+            cov = (prior.covariance_prior + scatter + prior.mean_precision * dm.T @ dm) / (
+                n_total + k + prior.degrees_of_freedom + d + 1.0)
+        cov = cov + reg_covar * jnp.eye(d, dtype=cov.dtype)
+        cov = 0.5 * (cov + cov.T)
+    else:  # diag and spherical share the per-dimension scatter
+        scatter = stats.sxx - 2.0 * means * stats.sx + nk[:, None] * means**2
+        if covariance_type == "diag":
+            if prior is None:
+                cov = scatter / nk[:, None]
+            else:
+                dm = means - prior.mean_prior
+                cov = (prior.covariance_prior + scatter + prior.mean_precision * dm**2) / (
+                    nk + prior.degrees_of_freedom + 3.0)[:, None]
+        else:
+            if prior is None:
+                cov = jnp.mean(scatter / nk[:, None], axis=1)
+            else:
+                dm = means - prior.mean_prior
+                cov = (prior.covariance_prior + jnp.sum(scatter, axis=1)
+                       + prior.mean_precision * jnp.sum(dm**2, axis=1)) / (
+                    d * nk + d + prior.degrees_of_freedom + 2.0)
+        # expanded moments can round a variance below zero for a (near-)constant column
+        cov = jnp.maximum(cov, 0.0) + reg_covar
+    return GaussianParams(weights, means, cov)
+
+
+def n_parameters(n_components, n_features, covariance_type):
+    """Number of free parameters (for BIC/AIC), as scikit-learn counts them."""
+    k, d = n_components, n_features
+    cov = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d,
+           "spherical": k}[covariance_type]
+    return int(cov + k * d + k - 1)

@@ -1,0 +1,130 @@
+"""GaussianMixtureEM: the scikit-learn-style estimator of the hand-written Gaussian EM."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from em_reference.base import MixtureEM
+from em_reference.gaussian import (GaussianFamily, GaussianParams, n_parameters,
+                                   precisions_cholesky)
+from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
+from em_reference.validation import (check_choice, check_float, check_init_array,
+                                     check_weights_init)
+
+
+class GaussianMixtureEM(MixtureEM):
+    """Gaussian mixture fitted by EM (MLE), MAP-EM (``prior``) or hard/classification EM.
+
+    Parameters follow sklearn.mixture.GaussianMixture, plus:
+    prior : None | "default" | GaussianMixturePrior. None: maximum likelihood. "default":
+        GaussianMixturePrior.default(X, K, covariance_type) (Fraley & Raftery 2007). The
+        M-step then maximises E_q[log p(X, Z | theta)] + log p(theta).
+    assignment : "soft" (EM) | "hard" (classification EM; objective = sum_n max_k
+        log p(x_n, z_n = k)). Hard EM with covariance_type="spherical", equal initial
+        weights and variances and fixed_params=("weights", "covariances") is k-means.
+    fixed_params : names among ("weights", "means", "covariances") the M-step leaves at their
+        initial values.
+    dtype : "float64" (default) | "float32" for the computation.
+
+    Fitted attributes: weights_ (K,), means_ (K, D), covariances_ and precisions_cholesky_
+    (full (K, D, D), tied (D, D), diag (K, D), spherical (K,)), precisions_, converged_,
+    n_iter_, lower_bound_ (objective at the returned parameters: total log-likelihood for the
+    MLE, total log joint = log-likelihood + log prior for MAP-EM), lower_bounds_ (that
+    objective per iteration, the last entry at the returned parameters), prior_.
+    tol applies to the change of the objective per sample (scikit-learn's convention).
+    """
+
+    _params_class = GaussianParams
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, prior=None, assignment="soft",
+                 fixed_params=(), dtype="float64", random_state=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.prior = prior
+        self.assignment = assignment
+        self.fixed_params = fixed_params
+        self.dtype = dtype
+        self.random_state = random_state
+
+    def _validate_family_params(self):
+        check_choice("covariance_type", self.covariance_type, COVARIANCE_TYPES)
+        check_float("reg_covar", self.reg_covar, 0.0)
+
+    def _validate_samples(self, X):
+        return X
+
+    def _family(self):
+        return GaussianFamily(self.covariance_type, float(self.reg_covar),
+                              tuple(self.fixed_params or ()))
+
+    def _resolve_prior(self, X, w):
+        k, d = self.n_components, X.shape[1]
+        if self.prior is None:
+            return None
+        if isinstance(self.prior, str) and self.prior == "default":
+            return GaussianMixturePrior.default(X, k, self.covariance_type, w).validate(d, k)
+        if isinstance(self.prior, GaussianMixturePrior):
+            if self.prior.covariance_type != self.covariance_type:
+                raise ValueError(f"prior is for covariance_type={self.prior.covariance_type!r} "
+                                 f"but the estimator has {self.covariance_type!r}")
+            return self.prior.validate(d, k)
+        raise ValueError(f"prior must be None, 'default' or a GaussianMixturePrior, "
+                         f"got {self.prior!r}")
+
+    def _cov_shape(self, d):
+        k = self.n_components
+        return {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
+                "spherical": (k,)}[self.covariance_type]
+
+    def _user_init(self, d):
+        k, user = self.n_components, {}
+        if self.weights_init is not None:
+            user["weights"] = check_weights_init(self.weights_init, k)
+        if self.means_init is not None:
+            user["means"] = check_init_array("means_init", self.means_init, (k, d))
+        if self.precisions_init is not None:
+            prec = check_init_array("precisions_init", self.precisions_init, self._cov_shape(d))
+            if self.covariance_type in ("full", "tied"):
+                if np.any(np.linalg.eigvalsh(prec) <= 0):
+                    raise ValueError("precisions_init must be symmetric positive definite")
+                user["covariances"] = np.linalg.inv(prec)
+            elif np.any(prec <= 0):
+                raise ValueError("precisions_init must be > 0")
+            else:
+                user["covariances"] = 1.0 / prec
+        return user
+
+    def _store(self, params):
+        self.weights_, self.means_, self.covariances_ = (np.asarray(p) for p in params)
+        self.precisions_cholesky_ = np.asarray(
+            precisions_cholesky(params.covariances, self.covariance_type))
+        if self.covariance_type in ("full", "tied"):
+            pc = self.precisions_cholesky_
+            self.precisions_ = pc @ np.swapaxes(pc, -1, -2)
+        else:
+            self.precisions_ = self.precisions_cholesky_**2
+
+    def _params(self):
+        return GaussianParams(self.weights_, self.means_, self.covariances_)
+
+    def _n_parameters(self):
+        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+
+    def _sample_component(self, rng, k, n):
+        mean, cov = self.means_[k], self.covariances_
+        if self.covariance_type == "full":
+            return rng.multivariate_normal(mean, cov[k], n)
+        if self.covariance_type == "tied":
+            return rng.multivariate_normal(mean, cov, n)
+        scale = np.sqrt(cov[k])
+        return mean + rng.standard_normal((n, len(mean))) * scale

@@ -1,0 +1,129 @@
+"""The EM loop, written once for every mixture family (BlackJAX-style pure functions).
+
+A family (GaussianFamily, PoissonFamily) supplies ``log_joint_matrix(X, params) -> (N, K)``,
+``sufficient_stats(X, weighted_resp)``, ``m_step(stats, old_params, prior)`` and
+``log_prior(params, prior)``. The loop is
+
+    state = em_init(params)
+    state = em_step(state, data, ...)      # E-step -> objective at state.params, M-step
+    ... inside one jitted lax.while_loop, restarts as a vmap over initial params.
+
+The E-step never keeps the (N, K) responsibilities: it reduces them at once to the objective
+and the sufficient statistics. With data laid out as chunks (n_chunks, C, D) it does so chunk
+by chunk in a ``lax.scan``, so memory is O(C K) whatever N is (streaming EM). Sums over samples
+are plain ``jnp.sum``s, so the same code runs on data sharded over devices (sharded EM).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from em_reference import config  # noqa: F401  (float64)
+
+
+class EMState(NamedTuple):
+    """params: current parameters; objective: objective at the params of the previous
+    iteration (-inf before the first); n_iter: M-steps done; converged / failed flags;
+    trace (max_iter + 1,): objective per iteration, -inf where not reached."""
+
+    params: Any
+    objective: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    failed: jax.Array
+    trace: jax.Array
+
+
+def e_pass(X, sample_weight, params, family, hard):
+    """One pass over the data at fixed params.
+
+    X (N, D) with sample_weight (N,), or chunked X (n_chunks, C, D) with (n_chunks, C).
+    Returns (objective, stats): objective = sum_n w_n log sum_k p(x_n, z=k) for soft EM, or the
+    classification log-likelihood sum_n w_n max_k log p(x_n, z=k) for hard EM; stats are the
+    family's weighted sufficient statistics.
+    """
+
+    def one_block(Xb, wb):
+        log_joint = family.log_joint_matrix(Xb, params)
+        if hard:
+            per_sample = jnp.max(log_joint, axis=1)
+            resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), log_joint.shape[1],
+                                  dtype=log_joint.dtype)
+        else:
+            per_sample = jax.scipy.special.logsumexp(log_joint, axis=1)
+            resp = jnp.exp(log_joint - per_sample[:, None])
+        # zero-weight rows (padding) contribute exactly nothing, even if their density is 0
+        objective = jnp.sum(jnp.where(wb > 0, wb * per_sample, 0.0))
+        return objective, family.sufficient_stats(Xb, resp * wb[:, None])
+
+    if X.ndim == 2:
+        return one_block(X, sample_weight)
+
+    def accumulate(total, block):
+        part = one_block(*block)
+        return jax.tree.map(jnp.add, total, part), None
+
+    first = one_block(X[0], sample_weight[0])
+    total, _ = jax.lax.scan(accumulate, first, (X[1:], sample_weight[1:]))
+    return total
+
+
+def objective(X, sample_weight, params, family, prior, hard):
+    """The objective EM increases: log-likelihood (+ log prior for MAP-EM)."""
+    value, _ = e_pass(X, sample_weight, params, family, hard)
+    if prior is not None:
+        value = value + family.log_prior(params, prior)
+    return value
+
+
+def em_init(params, max_iter):
+    dtype = jax.tree.leaves(params)[0].dtype
+    return EMState(params, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0, jnp.int32),
+                   jnp.asarray(False), jnp.asarray(False),
+                   jnp.full(max_iter + 1, -jnp.inf, dtype))
+
+
+def em_step(state, X, sample_weight, family, prior, hard, tol):
+    """One EM iteration: E-step at state.params, then the (MAP-)M-step.
+
+    Converged when the objective per unit of sample weight changed by less than tol (the
+    convention of scikit-learn). A non-finite objective or non-finite new parameters stop the
+    loop with ``failed`` set and the last finite parameters kept.
+    """
+    value, stats = e_pass(X, sample_weight, state.params, family, hard)
+    if prior is not None:
+        value = value + family.log_prior(state.params, prior)
+    new_params = family.m_step(stats, state.params, prior)
+    finite = jnp.isfinite(value) & jnp.all(jnp.array(
+        [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(new_params)]))
+    n_total = jnp.sum(sample_weight)
+    converged = finite & (jnp.abs(value - state.objective) < tol * n_total)
+    params = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_params, state.params)
+    return EMState(params, value, state.n_iter + 1, converged, ~finite,
+                   state.trace.at[state.n_iter].set(value))
+
+
+@partial(jax.jit, static_argnames=("family", "hard", "max_iter"))
+def fit_em(init_params, X, sample_weight, prior, tol, *, family, hard, max_iter):
+    """Run EM from a batch of initial parameters (leading axis: restarts), in parallel (vmap).
+
+    Returns the final EMState with every field batched over restarts; ``trace[n_iter]`` holds
+    the objective at the returned parameters.
+    """
+
+    def run_one(params):
+        def cond(state):
+            return (state.n_iter < max_iter) & ~state.converged & ~state.failed
+
+        def body(state):
+            return em_step(state, X, sample_weight, family, prior, hard, tol)
+
+        state = jax.lax.while_loop(cond, body, em_init(params, max_iter))
+        final = objective(X, sample_weight, state.params, family, prior, hard)
+        return state._replace(objective=final, trace=state.trace.at[state.n_iter].set(final))
+
+    return jax.vmap(run_one)(init_params)
