@@ -3,6 +3,7 @@ family, as sklearn/mixture/_base.py). A family subclass supplies the pieces mark
 
 from __future__ import annotations
 
+import math
 import warnings
 from functools import partial
 
@@ -68,7 +69,8 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
         X: (N, D) or (N,). sample_weight: (N,) non-negative frequency weights (a row with
         weight 3 counts as three identical rows). chunk_size: stream the E-step over chunks of
-        this many rows (memory O(chunk_size * K), never the (N, K) responsibilities).
+        this many rows (memory O(chunk_size * K * D), never the (N, K) responsibilities);
+        None picks a cache-sized chunk.
         devices: an int or a list of jax devices; X is sharded along samples over them.
         """
         self.fit_predict(X, y, sample_weight=sample_weight, chunk_size=chunk_size,
@@ -91,7 +93,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
-        Xd, wd = self._lay_out(X, w, chunk_size, devices, dtype)
+        Xd, wd = self._lay_out(X, w, chunk_size, devices, dtype, self.n_components)
         state = fit_em(cast(init), Xd, wd, None if self.prior_ is None else cast(self.prior_),
                        jnp.asarray(self.tol, dtype), family=family,
                        hard=self.assignment == "hard", max_iter=self.max_iter)
@@ -138,21 +140,29 @@ class MixtureEM(DensityMixin, BaseEstimator):
         return jax.tree.map(lambda *leaves: np.stack(leaves), *batch)
 
     @staticmethod
-    def _lay_out(X, w, chunk_size, devices, dtype):
-        """Pad with zero-weight rows to whole chunks / shards; reshape to chunks; shard."""
-        n = X.shape[0]
+    def _lay_out(X, w, chunk_size, devices, dtype, n_components):
+        """Chunks (n_chunks, C, D) and (n_chunks, C), padded with zero-weight rows, sharded.
+
+        chunk_size=None picks C so that a chunk's (C, K * D) temporaries stay in cache
+        (about 2^19 numbers): streaming the E-step is also the fastest way to run it.
+        """
+        n, d = X.shape
         n_dev = 1 if devices is None else (devices if isinstance(devices, int) else len(devices))
-        if chunk_size and chunk_size % n_dev:
+        if chunk_size is None:
+            target = int(np.clip(2**19 // (n_components * d), 1024, 8192))
+            n_chunks = math.ceil(n / target)
+            # chunks as even as possible, each a multiple of 8 rows and of the device count
+            step = 8 * n_dev
+            chunk_size = math.ceil(math.ceil(n / n_chunks) / step) * step
+        elif chunk_size % n_dev:
             raise ValueError(f"chunk_size={chunk_size} must be a multiple of the {n_dev} devices")
-        block = chunk_size or n_dev
-        pad = (-n) % block
+        pad = (-n) % chunk_size
         if pad:
-            X = np.concatenate([X, np.zeros((pad, X.shape[1]))])
+            X = np.concatenate([X, np.zeros((pad, d))])
             w = np.concatenate([w, np.zeros(pad)])
         Xd, wd = jnp.asarray(X, dtype), jnp.asarray(w, dtype)
-        if chunk_size:
-            Xd = Xd.reshape(-1, chunk_size, X.shape[1])
-            wd = wd.reshape(-1, chunk_size)
+        Xd = Xd.reshape(-1, chunk_size, d)
+        wd = wd.reshape(-1, chunk_size)
         if devices is not None:
             devs = jax.devices()[:devices] if isinstance(devices, int) else list(devices)
             if len(devs) < n_dev:
@@ -160,7 +170,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
                                  f"{len(jax.devices())} available")
             mesh = Mesh(np.array(devs), ("data",))
             # chunks are split along samples inside each chunk, so every device scans its part
-            spec = PartitionSpec(None, "data") if chunk_size else PartitionSpec("data")
+            spec = PartitionSpec(None, "data")
             Xd = jax.device_put(Xd, NamedSharding(mesh, spec))
             wd = jax.device_put(wd, NamedSharding(mesh, spec))
         return Xd, wd

@@ -105,14 +105,16 @@ def log_likelihood(X, params, covariance_type, sample_weight=None):
 def sufficient_stats(X, weighted_resp, covariance_type):
     """Sufficient statistics from responsibilities already multiplied by sample weights.
 
-    X (N, D); weighted_resp (N, K) = w_n r_nk. Second moments are weighted Gram matrices,
-    one (D, D) product per component.
+    X (N, D); weighted_resp (N, K) = w_n r_nk. Second moments are weighted Gram matrices.
+    The EM loop calls this on chunks of rows (loop.e_pass), which bounds the temporaries.
     """
     nk = jnp.sum(weighted_resp, axis=0)
     sx = weighted_resp.T @ X
     if covariance_type == "full":
-        sxx = jnp.stack([(X * weighted_resp[:, k:k + 1]).T @ X
-                         for k in range(weighted_resp.shape[1])])
+        # one (N, K*D) x (N, D) product: fast, and only (K, N, D)-sized on a chunk of rows
+        n, k = weighted_resp.shape
+        z = (weighted_resp[:, :, None] * X[:, None, :]).reshape(n, -1)
+        sxx = (z.T @ X).reshape(k, X.shape[1], X.shape[1])
     elif covariance_type == "tied":
         sxx = (X * jnp.sum(weighted_resp, axis=1, keepdims=True)).T @ X
     else:
