@@ -1,0 +1,108 @@
+"""Command line: ``python -m experiments run|report|list``.
+
+    run    [--config F] [--out DIR] [--jobs N] [--scheduler ADDRESS] [--no-progress]
+    report DIR
+    list
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_CONFIG = "default.toml"
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("experiments") / "configs" / DEFAULT_CONFIG))
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m experiments",
+                                description="EM vs MAP vs VI comparison grids.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a grid (resumes: finished cells are skipped)")
+    run.add_argument("--config", default=None,
+                     help="TOML grid file (default: experiments/configs/default.toml)")
+    run.add_argument("--out", default="results", help="output folder (default: results)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="local worker processes (default: the config's run.jobs, else 1)")
+    run.add_argument("--scheduler", default=None,
+                     help="address of a dask.distributed scheduler, e.g. tcp://host:8786")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--skip-failed", action="store_true",
+                     help="do not retry cells that failed in an earlier run")
+    rep = sub.add_parser("report", help="write figures, report.md and report.html")
+    rep.add_argument("out", help="output folder of a run")
+    sub.add_parser("list", help="list datasets, models and methods")
+    return p
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+    from .runner import run_grid
+    from .store import atomic_write_text
+
+    config_path = Path(args.config) if args.config else default_config_path()
+    config = load_config(config_path)  # ValueError before any work
+    jobs = config.jobs if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.toml", config.source)
+    for line in config.skipped:
+        print(f"not applicable, skipped: {line}", file=sys.stderr)
+    where = f"scheduler {args.scheduler}" if args.scheduler else f"{jobs} job(s)"
+    print(f"{len(config.cells)} cells from {config_path} -> {out} ({where})", file=sys.stderr)
+    try:
+        summary = run_grid(config.cells, out, jobs=jobs, scheduler=args.scheduler,
+                           progress=not args.no_progress, retry_failed=not args.skip_failed)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished cells are saved in {out}; rerun the same command to "
+              "resume", file=sys.stderr)
+        return 130
+    atomic_write_text(out / "run_time.txt", f"{summary.wall_time:.1f}\n")
+    print(f"{summary.total} cells: {summary.skipped} already done, {summary.done} run, "
+          f"{summary.failed} failed, in {summary.wall_time:.1f} s; table: {out / 'results.csv'}")
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    html = write_report(args.out)
+    print(f"report: {html.resolve()}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .datasets import DATASETS
+    from .methods import METHODS
+    from .models_registry import MODELS
+
+    width = shutil.get_terminal_size((100, 20)).columns
+    print("datasets:")
+    for e in DATASETS.values():
+        print(f"  {e.name:<20} {e.family:<8} {e.kind:<9} {e.description}"[:width])
+        print(f"  {'':<20} provenance: {e.provenance}"[:width])
+    print("models:")
+    for e in MODELS.values():
+        print(f"  {e.name:<20} {e.data_family:<8} {e.description}"[:width])
+    print("methods:")
+    for e in METHODS.values():
+        models = "any model" if e.models is None else ", ".join(e.models)
+        print(f"  {e.name:<14} {e.kind:<9} {e.description} [{models}]"[:width])
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

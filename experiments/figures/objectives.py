@@ -1,0 +1,64 @@
+"""The ELBO comparison: every objective a method reports, on one axis per dataset, relative to
+EM's log-likelihood, with what each one bounds written on the figure."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .style import method_color, new_figure, save, sort_methods
+
+QUANTITIES = (
+    ("log_likelihood_train", "o", "log p(X | θ̂)"),
+    ("log_joint", "s", "log p(X, θ̂) (MAP objective)"),
+    ("elbo_em", "D", "elbo_em ≤ log p(X | θ̂)"),
+    ("elbo_vi", "^", "elbo_vi ≤ log p(X)"),
+)
+NOTE = ("elbo_em: EM's bound on the likelihood at its own θ̂ (tight after an E-step; below it "
+        "for hard EM).\nelbo_vi: the VI bound on the evidence log p(X) = log ∫ p(X|θ)p(θ)dθ, "
+        "which lies below max log p(X, θ) + const;\nlog_joint = log p(X|θ̂) + log p(θ̂) is "
+        "what MAP maximises. The three are different quantities: compare within a row.")
+
+
+def elbo_figure(groups, out_dir):
+    groups = [(d, r) for d, r in groups if {"em"} & set(r["method"])]
+    if not groups:
+        return None
+    ncols = min(3, len(groups))
+    nrows = int(np.ceil(len(groups) / ncols))
+    fig, axes = new_figure(nrows, ncols, width=4.0 * ncols, height=2.9 * nrows + 1.2)
+    for ax, (dataset, rows) in zip(axes.flat, groups, strict=False):
+        base = float(rows[rows["method"] == "em"]["log_likelihood_train"].iloc[0])
+        methods = sort_methods(rows["method"].unique())
+        for i, method in enumerate(methods):
+            row = rows[rows["method"] == method].iloc[0]
+            for j, (col, marker, label) in enumerate(QUANTITIES):
+                value = row.get(col, np.nan)
+                if value is None or not np.isfinite(value):
+                    continue
+                y = len(methods) - 1 - i + (j - 1.5) * 0.15
+                ax.plot(value - base, y, marker, color=method_color(method), markersize=5,
+                        label=label if i == 0 or method == "vi_mean_field" else None)
+                if col == "elbo_vi" and np.isfinite(row.get("elbo_vi_se", np.nan)):
+                    se = float(row["elbo_vi_se"])
+                    ax.hlines(y, value - base - 2 * se, value - base + 2 * se,
+                              color=method_color(method))
+        ax.set_yticks(np.arange(len(methods))[::-1], methods)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel("nats, relative to EM's log p(X | θ̂)")
+        ax.set_title(f"{dataset} (K={int(rows.iloc[0]['n_components'])})")
+        ax.grid(axis="y", visible=False)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.set_visible(False)
+    handles = [ax.plot([], [], m, color="0.3")[0] for _, m, _ in QUANTITIES]
+    height = fig.get_figheight()
+    fig.legend(handles, [lab for *_, lab in QUANTITIES], loc="upper center", ncol=4)
+    fig.text(0.01, 0.005, NOTE, fontsize=7, va="bottom")
+    caption = ("Objectives per method and dataset, in nats relative to EM's maximised "
+               "log-likelihood (symmetric log axis). Circles: training log-likelihood at the "
+               "point estimate; squares: log joint (log-likelihood + log prior); diamonds: "
+               "EM's ELBO (bounds log p(X | θ̂)); triangles with ±2 s.e.: VI's ELBO (bounds the "
+               "evidence log p(X)). The bounds differ in what they bound, as written on the "
+               "figure.")
+    return save(fig, out_dir, "elbo_comparison", caption,
+                rect=(0, 0.75 / height, 1, 1 - 0.4 / height))

@@ -1,0 +1,43 @@
+"""Model selection: BIC, AIC and ICL against the number of components K."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import ok_rows
+from .style import new_figure, save
+
+CRITERIA = (("bic", "BIC", "C0"), ("aic", "AIC", "C1"), ("icl", "ICL", "C2"))
+
+
+def selection_figure(df, out_dir, method="em"):
+    df = ok_rows(df)
+    df = df[df["method"] == method]
+    panels = []
+    for (dataset, model, ct), rows in df.groupby(["dataset", "model", "covariance_type"]):
+        rows = rows[rows["seed"] == rows["seed"].min()].sort_values("n_components")
+        if rows["n_components"].nunique() >= 3:
+            panels.append((dataset, ct, rows))
+    if not panels:
+        return None
+    ncols = min(3, len(panels))
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = new_figure(nrows, ncols, width=3.6 * ncols, height=2.9 * nrows)
+    for ax, (dataset, ct, rows) in zip(axes.flat, panels, strict=False):
+        k = rows["n_components"].to_numpy()
+        for col, label, color in CRITERIA:
+            v = rows[col].to_numpy(dtype=float)
+            ax.plot(k, v, marker="o", color=color, label=label)
+            best = int(np.nanargmin(v))
+            ax.plot(k[best], v[best], marker="*", markersize=12, color=color)
+        ax.set_xticks(k)
+        ax.set_xlabel("number of components K")
+        ax.set_ylabel("criterion (−2 × log-lik. units; lower is better)")
+        ax.set_title(f"{dataset}" + (f" ({ct})" if ct else ""))
+        ax.legend()
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    caption = (f"Model selection with {method}: BIC = −2 log L + p log N, AIC = −2 log L + 2p, "
+               "ICL = BIC − 2 Σ_n max_k log p(z_n = k | x_n) against K; stars mark each "
+               "criterion's choice.")
+    return save(fig, out_dir, f"model_selection_{method}", caption)

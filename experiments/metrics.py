@@ -1,0 +1,136 @@
+"""Per-cell metrics, each column named for exactly one quantity.
+
+Conventions (see the report's "Objectives" section):
+- log_likelihood_*: log p(X | theta_hat) summed over the data, all constants included
+  (log x! for Poisson); theta_hat is the method's point estimate (posterior mean for VI/NUTS).
+- log_prior: log p(theta_hat) under the cell's prior; log_joint = log_likelihood_train + log_prior.
+- elbo_em: EM's bound on log p(X | theta_hat) at the method's own final q (EM methods only).
+- elbo_vi: the VI bound on the evidence log p(X) (VI methods only).
+- bic = -2 ll + p log N, aic = -2 ll + 2 p, icl = bic - 2 sum_n max_k log q_nk (lower is better).
+- rmse_<param>_vs_truth / _vs_em: root mean square difference over all entries after label
+  alignment (covariances compared as full (K, D, D) matrices).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from . import densities
+
+
+def information_criteria(log_likelihood, n_params, n_samples, map_log_posterior=np.nan):
+    """(bic, aic, icl) from the training log-likelihood, free parameters and N (lower is
+    better; the conventions of em_reference and scikit-learn).
+
+    map_log_posterior: sum_n max_k log q_nk, the log posterior probability of each point's
+    most probable component; ICL = BIC - 2 * that (Biernacki, Celeux & Govaert 2000).
+    """
+    bic = -2.0 * log_likelihood + n_params * np.log(n_samples)
+    aic = -2.0 * log_likelihood + 2.0 * n_params
+    return float(bic), float(aic), float(bic - 2.0 * map_log_posterior)
+
+
+def map_log_posterior(log_joint_matrix):
+    """sum_n max_k log p(z_n = k | x_n) from the (N, K) log joint matrix."""
+    from scipy.special import logsumexp
+
+    m = np.asarray(log_joint_matrix, dtype=float)
+    return float(np.sum(m.max(axis=1) - logsumexp(m, axis=1)))
+
+
+def rmse(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+def as_full(params, covariance_type, n_features):
+    """Copy of params with covariances as (K, D, D) (no-op for models without them)."""
+    if "covariances" not in params or not covariance_type:
+        return dict(params)
+    k = len(np.asarray(params["weights"]))
+    return {**params, "covariances": densities.full_covariances(
+        params["covariances"], covariance_type, k, n_features)}
+
+
+def parameter_errors(estimate, reference, suffix):
+    """{rmse_<name>_<suffix>: value} for every parameter of the same shape in both dicts.
+
+    Both must be aligned and in the same convention (covariances full, see ``as_full``).
+    """
+    out = {}
+    for name, value in estimate.items():
+        if name in reference and np.shape(value) == np.shape(reference[name]):
+            out[f"rmse_{name}_{suffix}"] = rmse(value, reference[name])
+    return out
+
+
+def posterior_summaries(samples):
+    """{posterior_sd_<name>: mean over entries of the posterior sd} from draws {name: (S, ...)}."""
+    return {f"posterior_sd_{k}": float(np.mean(np.std(np.asarray(v, float), axis=0, ddof=1)))
+            for k, v in samples.items()}
+
+
+def log_joint_matrix(problem, params, X):
+    """(N, K) log w_k + log p(x_n | k) for built-in models, None for models without one."""
+    fn = problem.model.log_joint_matrix
+    return None if fn is None else fn(X, params, problem.covariance_type)
+
+
+def numpyro_log_likelihood(problem, params, X):
+    """Total log-likelihood of X from the NumPyro model itself (models without a matrix)."""
+    from numpyro.infer.util import log_likelihood
+
+    model = problem.model.resolve_model()
+    draws = {k: np.asarray(v)[None] for k, v in params.items()}
+    kwargs = {"prior": problem.prior}
+    if problem.model.uses_covariance_type:
+        kwargs["covariance_type"] = problem.covariance_type
+    sites = log_likelihood(model, draws, X, problem.n_components, **kwargs)
+    return float(sum(np.sum(np.asarray(v)) for v in sites.values()))
+
+
+def total_log_likelihood(problem, params, X):
+    if len(X) == 0:
+        return float("nan")
+    mat = log_joint_matrix(problem, params, X)
+    if mat is None:
+        return numpyro_log_likelihood(problem, params, X)
+    return densities.log_likelihood(mat)
+
+
+def log_prior(problem, params):
+    """log p(params) under the cell's prior (NaN when the model has none)."""
+    if problem.prior is None or not hasattr(problem.prior, "log_prob"):
+        return float("nan")
+    return float(problem.prior.log_prob({k: np.asarray(v) for k, v in params.items()}))
+
+
+def fit_metrics(problem, fit, is_em):
+    """Metrics of the point estimate ``fit.params`` on the cell's data (no alignment needed)."""
+    params, X = fit.params, problem.X_train
+    out = {"n_train": len(X), "n_test": len(problem.X_test), "n_features": X.shape[1]}
+    mat = log_joint_matrix(problem, params, X)
+    ll = densities.log_likelihood(mat) if mat is not None else total_log_likelihood(
+        problem, params, X)
+    out["log_likelihood_train"] = ll
+    out["log_likelihood_test"] = total_log_likelihood(problem, params, problem.X_test)
+    out["log_likelihood_test_per_point"] = (out["log_likelihood_test"] / len(problem.X_test)
+                                            if len(problem.X_test) else float("nan"))
+    out["log_prior"] = log_prior(problem, params)
+    out["log_joint"] = ll + out["log_prior"]
+    out["n_params"] = problem.model.count_params(problem.n_components, X.shape[1],
+                                                 problem.covariance_type, params)
+    map_lp, out["ari"], out["elbo_em"] = np.nan, np.nan, np.nan
+    if mat is not None:
+        q = densities.responsibilities(mat)
+        map_lp = map_log_posterior(mat)
+        if problem.labels_train is not None:
+            out["ari"] = float(adjusted_rand_score(problem.labels_train, q.argmax(1)))
+        if is_em:
+            if fit.hard_assignment:
+                q = np.eye(q.shape[1])[q.argmax(1)]
+            out["elbo_em"] = densities.elbo_em(mat, q)
+    out["bic"], out["aic"], out["icl"] = information_criteria(ll, out["n_params"], len(X),
+                                                              map_lp)
+    return out

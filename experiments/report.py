@@ -1,0 +1,299 @@
+"""report.md and a self-contained report.html (figures embedded as base64) for a run folder.
+
+The report has: the setup (grid, data with provenance, methods, machine), a section defining
+each objective and how the bounds relate, the results table per dataset, failed cells with
+their errors, and every figure with its caption. Both files are rendered from one list of
+blocks, so they always say the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .datasets import DATASETS
+from .figures import make_figures
+from .figures.style import sort_methods
+from .methods import METHODS
+from .store import ResultStore, atomic_write_text
+
+TABLE_COLUMNS = (
+    ("n_components", "K"), ("covariance_type", "cov"), ("method", "method"),
+    ("log_likelihood_train", "log_likelihood train"),
+    ("log_likelihood_test_per_point", "log_likelihood held-out / point"),
+    ("log_joint", "log_joint"), ("elbo_em", "elbo_em"), ("elbo_vi", "elbo_vi"),
+    ("ari", "ARI"), ("bic", "BIC"), ("rmse_means_vs_truth", "RMSE means vs truth"),
+    ("rmse_rates_vs_truth", "RMSE rates vs truth"), ("rmse_means_vs_em", "RMSE means vs EM"),
+    ("rmse_rates_vs_em", "RMSE rates vs EM"), ("posterior_sd_means", "posterior sd means"),
+    ("posterior_sd_rates", "posterior sd rates"), ("r_hat_max", "r_hat max"),
+    ("n_steps", "steps"), ("converged", "converged"), ("wall_time", "wall s"),
+    ("compile_time", "compile s"),
+)
+
+OBJECTIVES = """\
+All log densities are in nats and summed over the data, with every constant included (the
+log x! of the Poisson pmf too), so numbers from different methods are directly comparable
+within one row of the same problem.
+
+- **log_likelihood** = log p(X | θ̂) = Σ_n log Σ_k π_k p(x_n | θ_k), at a method's point
+  estimate θ̂ (the posterior mean for VI, NUTS and scikit-learn's VB). `log_likelihood_train`
+  is on the data the method saw, `log_likelihood_test_per_point` on the held-out share,
+  divided by its size.
+- **log_joint** = log p(X, θ̂) = log p(X | θ̂) + log p(θ̂), the cell's prior (Dirichlet on the
+  weights, Normal-inverse-Wishart or Gamma on the component parameters, the weakly informative
+  defaults of em_reference.priors) evaluated at θ̂. MAP-EM and NumPyro's MAP maximise it; with
+  an AutoDelta guide NumPyro's SVI loss is exactly −log_joint (no entropy, no Jacobian).
+- **elbo_em** = Σ_n Σ_k q_nk [log p(x_n, z_n = k | θ̂) − log q_nk], EM's bound on
+  log p(X | θ̂) at the method's own responsibilities q. Since
+  log p(X | θ) = ELBO(q, θ) + KL(q ‖ p(Z | X, θ)), it equals the log-likelihood after an
+  E-step (q = posterior) and lies below it for hard EM (one-hot q), by the posterior entropy.
+  Reported for EM-type methods only.
+- **elbo_vi** = E_q[log p(X, θ)] − E_q[log q(θ)], the variational bound on the evidence
+  log p(X) = log ∫ p(X | θ) p(θ) dθ, estimated with many draws from the fitted guide (± its
+  Monte-Carlo standard error in `elbo_vi_se`). Reported for the NumPyro VI methods only.
+  scikit-learn's VB bound omits constants and is stored apart, in `sklearn_vb_lower_bound`.
+- **BIC** = −2 log p(X | θ̂) + p log N, **AIC** = −2 log p(X | θ̂) + 2p,
+  **ICL** = BIC − 2 Σ_n max_k log p(z_n = k | x_n, θ̂); lower is better.
+
+How they relate: EM's ELBO bounds the likelihood at one θ, and EM climbs it to a local
+maximum of log p(X | θ) (MAP-EM: of log p(X, θ)). VI's ELBO bounds a different number, the
+evidence log p(X), which integrates θ out: log p(X) ≥ elbo_vi, and log p(X) is not comparable
+to max_θ log p(X | θ) (it pays for the prior volume). The log joint is the MAP objective, a
+density in θ, not a bound on either. Hence the three columns are never merged: compare
+`elbo_em` with `log_likelihood_train`, `elbo_vi` between VI guides (a higher ELBO is a tighter
+bound, i.e. a smaller KL(q(θ) ‖ p(θ | X))), and `log_joint` between MAP-EM and MAP.
+"""
+
+
+def _fmt(value):
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return ""
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3e}"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.1f}"
+    return "" if value is None else str(value)
+
+
+def _table(df: pd.DataFrame, columns) -> tuple[list[str], list[list[str]]]:
+    present = [(c, h) for c, h in columns if c in df and df[c].notna().any()]
+    header = [h for _, h in present]
+    body = [[_fmt(row[c]) for c, _ in present] for _, row in df.iterrows()]
+    return header, body
+
+
+class Blocks:
+    """The report as a list of (kind, payload); rendered to Markdown and to HTML."""
+
+    def __init__(self):
+        self.items = []
+
+    def h(self, level, text):
+        self.items.append(("h", (level, text)))
+
+    def p(self, text):
+        self.items.append(("p", text))
+
+    def md(self, text):  # pre-formatted markdown (lists), rendered minimally in HTML
+        self.items.append(("md", text))
+
+    def table(self, header, body):
+        self.items.append(("table", (header, body)))
+
+    def figure(self, info, number):
+        self.items.append(("figure", (info, number)))
+
+    def to_markdown(self, root: Path) -> str:
+        out = []
+        for kind, x in self.items:
+            if kind == "h":
+                out.append(f"{'#' * x[0]} {x[1]}\n")
+            elif kind in ("p", "md"):
+                out.append(x + "\n")
+            elif kind == "table":
+                header, body = x
+                out.append("| " + " | ".join(header) + " |")
+                out.append("|" + "---|" * len(header))
+                out += ["| " + " | ".join(r) + " |" for r in body]
+                out.append("")
+            else:
+                info, n = x
+                rel = os.path.relpath(info.png, root)
+                out.append(f"![Figure {n}]({rel})\n\n**Figure {n}.** {info.caption} "
+                           f"([PDF]({os.path.relpath(info.pdf, root)}))\n")
+        return "\n".join(out)
+
+    def to_html(self, title: str) -> str:
+        parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+                 "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;"
+                 "padding:0 1em;line-height:1.45}table{border-collapse:collapse;font-size:12px;"
+                 "margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 6px;"
+                 "text-align:right}th{background:#f3f3f3}td:nth-child(-n+3){text-align:left}"
+                 "figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:13px}"
+                 "code{background:#f5f5f5}</style></head><body>"]
+        for kind, x in self.items:
+            if kind == "h":
+                parts.append(f"<h{x[0]}>{html.escape(x[1])}</h{x[0]}>")
+            elif kind == "p":
+                parts.append(f"<p>{_inline(x)}</p>")
+            elif kind == "md":
+                parts.append(_md_block_to_html(x))
+            elif kind == "table":
+                header, body = x
+                rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r)
+                               + "</tr>" for r in body)
+                parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>"
+                                                     for h in header) + f"</tr>{rows}</table>")
+            else:
+                info, n = x
+                data = base64.b64encode(Path(info.png).read_bytes()).decode()
+                parts.append(f"<figure><img alt='Figure {n}' src='data:image/png;base64,{data}'>"
+                             f"<figcaption><b>Figure {n}.</b> {html.escape(info.caption)}"
+                             "</figcaption></figure>")
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+
+def _inline(text):
+    """Escape, then render `code` and **bold** (the only inline markup the report uses)."""
+    import re
+
+    text = html.escape(text)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+
+
+def _md_block_to_html(text):
+    out, items, para = [], [], []
+
+    def flush():
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+        if para:
+            out.append(f"<p>{_inline(' '.join(para))}</p>")
+            para.clear()
+
+    for line in text.splitlines():
+        if line.startswith("- "):
+            if para:
+                flush()
+            items.append(line[2:])
+        elif line.startswith("  ") and items:
+            items[-1] += " " + line.strip()
+        elif not line.strip():
+            flush()
+        else:
+            if items:
+                flush()
+            para.append(line.strip())
+    flush()
+    return "\n".join(out)
+
+
+def _versions():
+    out = []
+    for name in ("jax", "numpyro", "sklearn", "numpy", "scipy"):
+        try:
+            out.append(f"{name} {__import__(name).__version__}")
+        except Exception:  # noqa: BLE001
+            pass
+    return ", ".join(out)
+
+
+def _setup(blocks, store, df, title):
+    cfg_path = store.root / "config.toml"
+    run_time = store.root / "run_time.txt"
+    ok = int((df["status"] == "ok").sum())
+    failed = int((df["status"] != "ok").sum())
+    blocks.h(2, "Setup")
+    timing = (f" The last run took {float(run_time.read_text()):.0f} s of wall time."
+              if run_time.is_file() else "")
+    blocks.p(f"{len(df)} cells ({ok} finished, {failed} failed), written "
+             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node() or 'host'} "
+             f"({platform.machine()}, {os.cpu_count()} CPU cores; {_versions()}).{timing} "
+             f"Each cell fits one method to one dataset with K components; the held-out "
+             f"share of each dataset is fixed across cells. Every method of a cell starts from "
+             f"the same k-means initialisation.")
+    k = ", ".join(map(str, sorted(df["n_components"].unique())))
+    seeds = ", ".join(map(str, sorted(df["seed"].unique())))
+    cov = ", ".join(sorted({c for c in df["covariance_type"].fillna("") if c})) or "-"
+    blocks.p(f"K: {k}. Covariance types: {cov}. Seeds: {seeds}. Full table: `results.csv`; "
+             f"per-cell artefacts (traces, parameters, posterior draws, InferenceData "
+             f"netCDF) under `cells/<key>/`." + (" Grid: `config.toml`." if cfg_path.is_file()
+                                                 else ""))
+    lines = []
+    for name in sorted(df["dataset"].unique()):
+        e = DATASETS.get(name)
+        if e is not None:
+            lines.append(f"- **{name}** ({e.kind}, {e.family}): {e.description} "
+                         f"Source: {e.provenance}")
+    blocks.h(3, "Datasets")
+    blocks.md("\n".join(lines))
+    blocks.h(3, "Methods")
+    blocks.md("\n".join(f"- **{m}**: {METHODS[m].description}"
+                        for m in sort_methods(df["method"].unique()) if m in METHODS))
+
+
+def write_report(out) -> Path:
+    """Write figures/, report.md and report.html into the run folder ``out``; return the
+    path of report.html."""
+    store = ResultStore(out)
+    df = store.read_table()
+    if df.empty:
+        raise ValueError(f"{str(out)!r}: results.csv has no rows")
+    df["covariance_type"] = df["covariance_type"].fillna("")
+    title = "mixbench comparison"
+    cfg = store.root / "config.toml"
+    if cfg.is_file():
+        import tomllib
+
+        try:
+            title = tomllib.loads(cfg.read_text()).get("title", title)
+        except tomllib.TOMLDecodeError:
+            pass
+    figures = make_figures(store, df, store.root / "figures")
+    blocks = Blocks()
+    blocks.h(1, title)
+    _setup(blocks, store, df, title)
+    blocks.h(2, "Objectives and how they relate")
+    blocks.md(OBJECTIVES)
+    blocks.h(2, "Results")
+    blocks.p("One row per finished cell (seed, dataset parameters and all further columns are "
+             "in `results.csv`). Log densities in nats; RMSEs after label alignment (Hungarian "
+             "matching on the means/rates); times in seconds, compile time included in wall.")
+    ok = df[df["status"] == "ok"]
+    for dataset, rows in ok.groupby("dataset", sort=True):
+        blocks.h(3, dataset)
+        rows = rows.assign(_m=rows["method"].map(
+            {m: i for i, m in enumerate(sort_methods(rows["method"].unique()))}))
+        rows = rows.sort_values(["n_components", "covariance_type", "_m", "seed"])
+        blocks.table(*_table(rows, TABLE_COLUMNS))
+    failed = df[df["status"] != "ok"]
+    if len(failed):
+        blocks.h(2, "Failed cells")
+        blocks.table(*_table(failed, (("dataset", "dataset"), ("n_components", "K"),
+                                      ("covariance_type", "cov"), ("method", "method"),
+                                      ("seed", "seed"), ("error", "error"))))
+    blocks.h(2, "Figures")
+    for n, info in enumerate(figures, start=1):
+        blocks.figure(info, n)
+    atomic_write_text(store.root / "report.md", blocks.to_markdown(store.root))
+    path = store.root / "report.html"
+    atomic_write_text(path, blocks.to_html(title))
+    atomic_write_text(store.root / "figures" / "index.json",
+                      json.dumps([{"stem": f.stem, "caption": f.caption} for f in figures],
+                                 indent=1))
+    return path
