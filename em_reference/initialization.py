@@ -6,6 +6,7 @@ whatever the user gave explicitly (weights_init, means_init, ...).
 
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
+from threadpoolctl import threadpool_limits
 
 INIT_METHODS = ("kmeans", "k-means++", "random_from_data", "random")
 
@@ -17,6 +18,13 @@ def initial_responsibilities(X, n_components, init_params, rng, sample_weight):
     K seed points (chosen by k-means++ or uniformly), each the only member of its component;
     random: uniform random soft responsibilities.
     """
+    # scikit-learn's OpenMP threads fight JAX's own pool for the cores: one thread is 10-30x
+    # faster here (measured: 3000 x 3 k-means 0.15-0.7 s -> 0.02 s on 2 cores)
+    with threadpool_limits(1):
+        return _responsibilities(X, n_components, init_params, rng, sample_weight)
+
+
+def _responsibilities(X, n_components, init_params, rng, sample_weight):
     n = X.shape[0]
     resp = np.zeros((n, n_components))
     if init_params == "kmeans":
