@@ -54,7 +54,8 @@ def test_height_mixture_80_20():
     np.testing.assert_allclose(np.sqrt(est.covariances_[order, 0, 0]), [6.0, 6.0], atol=0.5)
     # and it is the maximum likelihood fit: at least as good as scikit-learn's best of 5
     from sklearn.mixture import GaussianMixture
-    ref = GaussianMixture(2, n_init=5, random_state=0, tol=1e-9, max_iter=2000).fit(heights[:, None])
+    ref = GaussianMixture(2, n_init=5, random_state=0, tol=1e-9, max_iter=2000)
+    ref.fit(heights[:, None])
     assert est.score(heights) >= ref.score(heights[:, None]) - 1e-6
 
 
