@@ -84,7 +84,7 @@ def cmd_list(args) -> int:
     from .methods import METHODS
     from .models_registry import MODELS
 
-    width = shutil.get_terminal_size((100, 20)).columns
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10_000
     print("datasets:")
     for e in DATASETS.values():
         print(f"  {e.name:<20} {e.family:<8} {e.kind:<9} {e.description}"[:width])

@@ -13,7 +13,7 @@ import html
 import json
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +222,7 @@ def _setup(blocks, store, df, title):
     timing = (f" The last run took {float(run_time.read_text()):.0f} s of wall time."
               if run_time.is_file() else "")
     blocks.p(f"{len(df)} cells ({ok} finished, {failed} failed), written "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node() or 'host'} "
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'host'} "
              f"({platform.machine()}, {os.cpu_count()} CPU cores; {_versions()}).{timing} "
              f"Each cell fits one method to one dataset with K components; the held-out "
              f"share of each dataset is fixed across cells. Every method of a cell starts from "

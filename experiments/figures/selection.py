@@ -14,7 +14,7 @@ def selection_figure(df, out_dir, method="em"):
     df = ok_rows(df)
     df = df[df["method"] == method]
     panels = []
-    for (dataset, model, ct), rows in df.groupby(["dataset", "model", "covariance_type"]):
+    for (dataset, _model, ct), rows in df.groupby(["dataset", "model", "covariance_type"]):
         rows = rows[rows["seed"] == rows["seed"].min()].sort_values("n_components")
         if rows["n_components"].nunique() >= 3:
             panels.append((dataset, ct, rows))

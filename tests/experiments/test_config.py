@@ -1,0 +1,72 @@
+"""The TOML grid: the default covers everything; bad configs fail before any work."""
+
+import pytest
+
+from experiments.cli import default_config_path, main
+from experiments.config import load_config, parse_config
+from experiments.datasets import DATASETS
+from experiments.methods import METHODS
+
+GOOD = """
+[[grid]]
+datasets = ["faithful"]
+n_components = [2]
+methods = ["em"]
+"""
+
+
+def test_default_grid_covers_every_dataset_and_method():
+    cfg = load_config(default_config_path())
+    assert {c.dataset for c in cfg.cells} == set(DATASETS)
+    assert {c.method for c in cfg.cells} == set(METHODS)
+    assert len({c.key for c in cfg.cells}) == len(cfg.cells)
+    assert cfg.jobs >= 1
+
+
+def test_expansion_keys_and_skips():
+    cfg = parse_config({"grid": [{"datasets": ["faithful", "london_deaths"],
+                                  "n_components": [1, 2], "seeds": [0, 1],
+                                  "methods": ["em", "sklearn_em"]}]})
+    # faithful: 2 methods x 2 K x 2 seeds; london_deaths: em only (sklearn cannot fit Poisson)
+    assert len(cfg.cells) == 8 + 4
+    assert any("sklearn_em" in s for s in cfg.skipped)
+    poisson = [c for c in cfg.cells if c.dataset == "london_deaths"]
+    assert all(c.model == "poisson_mixture" and c.covariance_type == "" for c in poisson)
+    # options are filled from the method's defaults, so equal configs hash equally
+    again = parse_config({"grid": [{"datasets": ["faithful"], "n_components": [1],
+                                    "methods": ["em"]}]})
+    assert again.cells[0].key == cfg.cells[0].key
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[grid]]\ndatasets = ["nope"]\nmethods = ["em"]', "unknown dataset 'nope'"),
+    ('[[grid]]\ndatasets = ["faithful"]\nmethods = ["magic"]', "unknown method 'magic'"),
+    ('[[grid]]\ndatasets = ["faithful"]\nn_components = [0]', r"n_components \(K\) must be >= 1"),
+    ('[[grid]]\ndatasets = ["faithful"]\nn_components = [-2, 2]', "must be >= 1"),
+    ('[[grid]]\ndatasets = ["faithful"]\nn_components = [1.5]', "must be an integer"),
+    ('[[grid]\ndatasets = ["faithful"]', "malformed TOML"),
+    ('datasets = "faithful"', "unknown top-level key"),
+    ('[[grid]]\ndatasets = ["faithful"]\ncovariance_types = ["round"]',
+     "unknown covariance type 'round'"),
+    ('[methods.em]\nmax_iters = 3\n' + GOOD, r"no option\(s\) \['max_iters'\]"),
+    ('[[grid]]\ndatasets = [{name = "generated", q = 1}]', "no parameter"),
+    ('[[grid]]\ndatasets = ["faithful"]\nprior = {kappa = 1.0}', "unknown prior"),
+    ('[run]\njobs = 0\n' + GOOD, "run.jobs must be >= 1"),
+    ('title = "nothing"', "no \\[\\[grid\\]\\] blocks"),
+])
+def test_bad_configs_name_the_problem(write_config, text, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(write_config(text))
+
+
+def test_cli_rejects_a_bad_config_before_any_work(write_config, tmp_path, capsys):
+    path = write_config('[[grid]]\ndatasets = ["faithful", "nope"]\nmethods = ["em"]')
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(path), "--out", str(out), "--no-progress"]) == 2
+    assert "unknown dataset 'nope'" in capsys.readouterr().err
+    assert not (out / "cells").exists()
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(tmp_path / "absent.toml")

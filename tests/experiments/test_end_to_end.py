@@ -1,0 +1,127 @@
+"""A small grid end to end through the CLI: table rows, figures and report exist, and the
+numbers in the table are those of a direct call of each method."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+
+from experiments.cells import Cell
+from experiments.cli import main
+from experiments.methods.em_methods import precisions_from_covariances
+from experiments.problem import build_problem
+from experiments.store import ResultStore
+
+GRID = """
+title = "end-to-end test"
+[[grid]]
+datasets = [{name = "generated", n = 150, d = 2, k = 2}]
+n_components = [2]
+methods = ["em", "map_em", "hard_em", "sklearn_em", "sklearn_vb"]
+[[grid]]
+datasets = [{name = "generated", n = 150, d = 2, k = 2}]
+n_components = [1, 3]
+methods = ["em"]
+[[grid]]
+datasets = [{name = "poisson_two_rates", n = 200}]
+n_components = [2]
+methods = ["em", "map_em", "sklearn_em"]
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("e2e")
+    (d / "grid.toml").write_text(GRID)
+    out = d / "out"
+    assert main(["run", "--config", str(d / "grid.toml"), "--out", str(out),
+                 "--no-progress"]) == 0
+    return out
+
+
+def _cell(row):
+    return Cell(row["dataset"], row["model"], int(row["n_components"]), row["method"],
+                int(row["seed"]), row["covariance_type"] if isinstance(row["covariance_type"], str)
+                else "", json.loads(row["dataset_params"]), json.loads(row["method_options"]),
+                json.loads(row["prior"]), float(row["held_out_fraction"]))
+
+
+def _row(table, dataset, method, k):
+    sel = table[(table["dataset"] == dataset) & (table["method"] == method)
+                & (table["n_components"] == k)]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def test_table_has_one_ok_row_per_cell(run):
+    table = ResultStore(run).read_table()
+    assert len(table) == 5 + 2 + 2  # sklearn_em skipped for the Poisson data
+    assert (table["status"] == "ok").all()
+    assert table["key"].is_unique
+    for key in table["key"]:
+        assert (run / "cells" / key / "fit.npz").is_file()
+    vb = _row(table, "generated", "sklearn_vb", 2)
+    assert np.isfinite(vb["posterior_sd_means"]) and np.isfinite(vb["sklearn_vb_lower_bound"])
+    assert np.isnan(vb["elbo_em"]) and np.isnan(vb["elbo_vi"])  # never two quantities in a column
+
+
+def test_numbers_match_a_direct_call_of_the_method(run):
+    from em_reference import GaussianMixtureEM, PoissonMixtureEM
+
+    table = ResultStore(run).read_table()
+    row = _row(table, "generated", "em", 2)
+    problem = build_problem(_cell(row))
+    init = problem.init
+    opts = json.loads(row["method_options"])
+    kw = dict(covariance_type="full", tol=opts["tol"], max_iter=opts["max_iter"],
+              reg_covar=opts["reg_covar"], weights_init=init["weights"], means_init=init["means"],
+              precisions_init=precisions_from_covariances(init["covariances"], "full"))
+    X, n = problem.X_train, len(problem.X_train)
+    em = GaussianMixtureEM(2, **kw).fit(X)
+    assert row["log_likelihood_train"] == pytest.approx(em.score(X) * n, rel=1e-9)
+    assert row["log_likelihood_train"] == pytest.approx(em.lower_bound_, rel=1e-9)
+    assert row["log_likelihood_test"] == pytest.approx(em.score(problem.X_test) * len(
+        problem.X_test), rel=1e-9)
+    assert row["bic"] == pytest.approx(em.bic(X), rel=1e-9)
+    assert row["icl"] == pytest.approx(em.icl(X), rel=1e-9)
+    assert row["n_steps"] == em.n_iter_
+
+    map_em = GaussianMixtureEM(2, prior="default", **kw).fit(X)
+    assert _row(table, "generated", "map_em", 2)["log_joint"] == pytest.approx(
+        map_em.lower_bound_, rel=1e-9)
+    hard = GaussianMixtureEM(2, assignment="hard", **kw).fit(X)
+    assert _row(table, "generated", "hard_em", 2)["elbo_em"] == pytest.approx(
+        hard.lower_bound_, rel=1e-9)
+
+    sk = GaussianMixture(2, tol=opts["tol"], max_iter=opts["max_iter"], reg_covar=opts[
+        "reg_covar"], weights_init=init["weights"], means_init=init["means"],
+        precisions_init=precisions_from_covariances(init["covariances"], "full")).fit(X)
+    assert _row(table, "generated", "sklearn_em", 2)["log_likelihood_train"] == pytest.approx(
+        sk.score(X) * n, rel=1e-9)
+
+    prow = _row(table, "poisson_two_rates", "em", 2)
+    pp = build_problem(_cell(prow))
+    pem = PoissonMixtureEM(2, tol=opts["tol"], max_iter=opts["max_iter"],
+                           weights_init=pp.init["weights"], rates_init=pp.init["rates"]).fit(
+        pp.X_train)
+    assert prow["log_likelihood_train"] == pytest.approx(pem.lower_bound_, rel=1e-9)
+
+
+def test_figures_and_self_contained_report(run, capsys):
+    assert main(["report", str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "report.html" in printed and str(run.resolve()) in printed
+    figs = run / "figures"
+    for stem in ("ellipses_generated", "certainty_generated", "traces_generated",
+                 "estimates_generated", "elbo_comparison", "model_selection_em",
+                 "poisson_poisson_two_rates"):
+        assert (figs / f"{stem}.png").stat().st_size > 1000, stem
+        assert (figs / f"{stem}.pdf").stat().st_size > 1000, stem
+    md = (run / "report.md").read_text()
+    html = (run / "report.html").read_text()
+    for text in ("Setup", "Objectives and how they relate", "Results", "elbo_vi", "Figure 1"):
+        assert text in md and text in html
+    n_figures = len(json.loads((figs / "index.json").read_text()))
+    assert html.count("src='data:image/png;base64,") == n_figures >= 7
+    assert "src='figures" not in html and 'src="' not in html  # nothing outside the file
