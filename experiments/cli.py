@@ -60,7 +60,8 @@ def cmd_run(args) -> int:
     print(f"{len(config.cells)} cells from {config_path} -> {out} ({where})", file=sys.stderr)
     try:
         summary = run_grid(config.cells, out, jobs=jobs, scheduler=args.scheduler,
-                           progress=not args.no_progress, retry_failed=not args.skip_failed)
+                           progress=not args.no_progress, retry_failed=not args.skip_failed,
+                           imports=config.imports)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished cells are saved in {out}; rerun the same command to "
               "resume", file=sys.stderr)

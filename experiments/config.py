@@ -3,6 +3,8 @@
 Schema (every key optional except ``[[grid]]``)::
 
     title = "..."                        # shown in the report
+    imports = ["my_models"]              # modules to import first: they register datasets,
+                                         # models or methods (also imported by every worker)
     [run]
     jobs = 2                             # local worker processes (--jobs overrides)
     held_out_fraction = 0.2              # share of each data set held out for log_likelihood_test
@@ -24,6 +26,7 @@ naming the problem.
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +42,7 @@ from .models_registry import (
     default_model_for,
 )
 
-TOP_KEYS = {"title", "description", "run", "methods", "grid"}
+TOP_KEYS = {"title", "description", "imports", "run", "methods", "grid"}
 RUN_KEYS = {"jobs", "held_out_fraction"}
 BLOCK_KEYS = {"name", "datasets", "n_components", "covariance_types", "methods", "seeds",
               "model", "prior"}
@@ -54,6 +57,7 @@ class GridConfig:
     jobs: int = 1
     skipped: list[str] = field(default_factory=list)
     source: str = ""
+    imports: tuple[str, ...] = ()
 
 
 def load_config(path) -> GridConfig:
@@ -123,6 +127,10 @@ def parse_config(data: dict, source: str = "", where: str = "config") -> GridCon
     if unknown:
         raise ValueError(f"{where}: unknown top-level key(s) {sorted(unknown)}; "
                          f"allowed: {sorted(TOP_KEYS)}")
+    imports = data.get("imports", [])
+    if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+        raise ValueError(f"{where}: imports must be a list of module names")
+    import_modules(imports, where)
     run = data.get("run", {})
     if set(run) - RUN_KEYS:
         raise ValueError(f"{where}: unknown [run] key(s) {sorted(set(run) - RUN_KEYS)}")
@@ -194,4 +202,14 @@ def parse_config(data: dict, source: str = "", where: str = "config") -> GridCon
         if produced == 0:
             raise ValueError(f"{w}: the block expands to no cell")
     return GridConfig(cells, str(data.get("title", "mixbench comparison")),
-                      str(data.get("description", "")), jobs, sorted(set(skipped)), source)
+                      str(data.get("description", "")), jobs, sorted(set(skipped)), source,
+                      tuple(imports))
+
+
+def import_modules(names, where="config"):
+    """Import the modules that register a grid's own datasets, models or methods."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"{where}: cannot import {name!r} listed in imports: {exc}") from exc

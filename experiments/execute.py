@@ -91,7 +91,9 @@ def evaluate(problem: Problem, fit) -> tuple[dict, dict]:
     truth = problem.dataset.truth
     em_params = reference_params(problem, fit)
     k = problem.n_components
-    if truth is not None and len(truth["weights"]) == k:
+    truth_fits = (truth is not None and len(truth["weights"]) == k
+                  and problem.model.align_param in truth)
+    if truth_fits:
         anchor = truth
     elif em_params is not None:
         anchor = em_params
@@ -99,7 +101,7 @@ def evaluate(problem: Problem, fit) -> tuple[dict, dict]:
         anchor = fit.params
     aligned, aligned_samples = _align_to(problem, fit.params, fit.samples, anchor)
     full = metrics.as_full(aligned, ct, d)
-    if truth is not None and len(truth["weights"]) == k:
+    if truth_fits:
         row.update(metrics.parameter_errors(full, truth, "vs_truth"))
     if em_params is not None:
         em_aligned, _ = _align_to(problem, em_params, None, anchor)
@@ -125,11 +127,18 @@ def _diagnostic_columns(fit) -> dict:
             "divergences": num("divergences")}
 
 
-def run_cell(cell: Cell) -> CellOutcome:
-    """Fit and score one cell; failures are returned as a row with status "failed"."""
+def run_cell(cell: Cell, imports=()) -> CellOutcome:
+    """Fit and score one cell; failures are returned as a row with status "failed".
+
+    imports: modules to import first (the grid's own registrations; a fresh worker process
+    knows only the built-ins)."""
     row = identity_columns(cell)
     start = time.perf_counter()
     try:
+        if imports:
+            from .config import import_modules
+
+            import_modules(imports)
         problem = build_problem(cell)
         fit = fit_method(problem, cell.method, cell.method_options)
         metric_cols, arrays = evaluate(problem, fit)

@@ -99,11 +99,34 @@ def total_log_likelihood(problem, params, X):
     return densities.log_likelihood(mat)
 
 
-def log_prior(problem, params):
-    """log p(params) under the cell's prior (NaN when the model has none)."""
-    if problem.prior is None or not hasattr(problem.prior, "log_prob"):
+def numpyro_log_prior(problem, params):
+    """Sum of the log densities of the model's latent sample sites at ``params`` (the prior
+    written inside a NumPyro model); NaN if the parameters are not sample sites."""
+    from numpyro.infer.util import log_density
+
+    model = problem.model.resolve_model()
+    kwargs = {"prior": problem.prior}
+    if problem.model.uses_covariance_type:
+        kwargs["covariance_type"] = problem.covariance_type
+    _, trace = log_density(model, (problem.X_train, problem.n_components), kwargs,
+                           {k: np.asarray(v) for k, v in params.items()})
+    latent = [s for s in trace.values() if s["type"] == "sample" and not s["is_observed"]]
+    if not latent:
         return float("nan")
-    return float(problem.prior.log_prob({k: np.asarray(v) for k, v in params.items()}))
+    return float(sum(np.sum(s["fn"].log_prob(s["value"])) for s in latent))
+
+
+def log_prior(problem, params):
+    """log p(params) under the cell's prior: the prior object's density for the built-in
+    mixtures, the model's own sample-site densities for other NumPyro models."""
+    if problem.prior is not None and hasattr(problem.prior, "log_prob"):
+        return float(problem.prior.log_prob({k: np.asarray(v) for k, v in params.items()}))
+    if problem.model.log_joint_matrix is None or problem.model.default_prior is None:
+        try:
+            return numpyro_log_prior(problem, params)
+        except Exception:  # noqa: BLE001  (a model we cannot evaluate this way: no column)
+            return float("nan")
+    return float("nan")
 
 
 def fit_metrics(problem, fit, is_em):

@@ -37,6 +37,8 @@ class ModelEntry:
     n_params : optional (K, D, covariance_type) -> number of free parameters (for BIC/AIC/ICL).
     default_prior : (X, K, covariance_type, overrides dict) -> prior object or None.
     uses_covariance_type : whether cells of this model vary over covariance types.
+    initial_values : optional (X_train (N, D), K, covariance_type, seed) -> {site: value}, the
+        shared initialisation every method of a cell starts from (built-ins: k-means).
     """
 
     name: str
@@ -50,6 +52,7 @@ class ModelEntry:
     default_prior: Callable | None = None
     uses_covariance_type: bool = False
     description: str = ""
+    initial_values: Callable | None = None
 
     def resolve_model(self) -> Callable:
         if callable(self.numpyro_model):
@@ -75,7 +78,8 @@ MODELS: dict[str, ModelEntry] = {}
 
 def register_model(name: str, *, data_family: str, param_names, align_param: str,
                    component_params=None, log_joint_matrix=None, n_params=None,
-                   default_prior=None, uses_covariance_type=False, description=""):
+                   default_prior=None, uses_covariance_type=False, initial_values=None,
+                   description=""):
     """Decorator registering a NumPyro model function under ``name``; returns it unchanged.
 
     ``component_params`` defaults to every parameter (all have a leading K axis).
@@ -87,7 +91,7 @@ def register_model(name: str, *, data_family: str, param_names, align_param: str
         doc = (getattr(model, "__doc__", None) or "").strip().split("\n")[0]
         MODELS[name] = ModelEntry(name, model, data_family, names, comp, align_param,
                                   log_joint_matrix, n_params, default_prior,
-                                  uses_covariance_type, description or doc)
+                                  uses_covariance_type, description or doc, initial_values)
         return model
 
     return decorate

@@ -101,7 +101,11 @@ def poisson_init(X, labels, n_components):
 
 
 def shared_init(model: ModelEntry, X, n_components, covariance_type, seed):
-    """The one initialisation every method of the cell starts from (None for custom models)."""
+    """The one initialisation every method of the cell starts from: the model's own
+    ``initial_values`` if it registered one, k-means for the built-in mixtures, else None."""
+    if model.initial_values is not None:
+        return {k: np.asarray(v) for k, v in
+                model.initial_values(X, n_components, covariance_type, seed).items()}
     if model.name not in ("gaussian_mixture", "poisson_mixture"):
         return None
     labels = kmeans_labels(X if X.dtype.kind == "f" else X.astype(float), n_components, seed)

@@ -254,7 +254,6 @@ def write_report(out) -> Path:
     df = store.read_table()
     if df.empty:
         raise ValueError(f"{str(out)!r}: results.csv has no rows")
-    df["covariance_type"] = df["covariance_type"].fillna("")
     title = "mixbench comparison"
     cfg = store.root / "config.toml"
     if cfg.is_file():

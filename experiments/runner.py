@@ -94,9 +94,10 @@ def pending_cells(cells, store: ResultStore, retry_failed=True):
 
 
 def run_grid(cells: list[Cell], out, *, jobs=1, scheduler=None, progress=True,
-             retry_failed=True, cell_fn=run_cell) -> RunSummary:
+             retry_failed=True, cell_fn=run_cell, imports=()) -> RunSummary:
     """Run every cell of ``cells`` not already finished in ``out``; return counts.
 
+    imports: modules each worker imports before its cells (GridConfig.imports).
     Each outcome is written to the store the moment it arrives. On KeyboardInterrupt the
     pending cells are cancelled and the interrupt propagates; finished cells stay stored.
     """
@@ -122,7 +123,8 @@ def run_grid(cells: list[Cell], out, *, jobs=1, scheduler=None, progress=True,
                         remaining=len(cells) - skipped - done - failed)
 
     with make_executor(jobs, scheduler) as executor:
-        futures = {executor.submit(cell_fn, cell): cell for cell in _order(todo)}
+        args = (imports,) if imports else ()
+        futures = {executor.submit(cell_fn, cell, *args): cell for cell in _order(todo)}
         stream = (executor.run_in_order() if isinstance(executor, _Inline)
                   else cf.as_completed(futures))
         try:

@@ -122,7 +122,12 @@ class ResultStore:
     def read_table(self) -> pd.DataFrame:
         if not self.table_path.is_file():
             raise ValueError(f"{str(self.root)!r} holds no results.csv: run a grid into it first")
-        return pd.read_csv(self.table_path, keep_default_na=True)
+        text_cols = ("covariance_type", "error", "objective_name")
+        df = pd.read_csv(self.table_path, dtype={c: object for c in text_cols})
+        for c in text_cols:
+            if c in df:
+                df[c] = df[c].fillna("")
+        return df
 
     def load_arrays(self, key) -> dict:
         path = self.cell_dir(key) / "fit.npz"

@@ -29,7 +29,10 @@ def forest_figure(store, dataset, rows, out_dir):
     by_method = rows.set_index("method")
     fits = {m: (arrays_of(store, by_method.loc[m, "key"], "aligned"),
                 arrays_of(store, by_method.loc[m, "key"], "sample")) for m in methods}
-    panels = [(n, lab) for n, lab in PANELS if any(n in f[0] for f in fits.values())]
+    names = {n for f in fits.values() for n in f[0]} - {"covariances"}
+    known = dict(PANELS)
+    panels = [(n, known[n]) for n, _ in PANELS if n in names]
+    panels += [(n, f"{n} (model units)") for n in sorted(names - set(known))]
     if not panels:
         return None
     n_entries = max(np.size(next(f[0][n] for f in fits.values() if n in f[0]))

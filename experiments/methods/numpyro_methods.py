@@ -79,24 +79,27 @@ def fit_map(problem, num_steps=3000, learning_rate=0.01, polish=True):
     return to_method_fit(result)
 
 
-def _vi(problem, guide, num_steps, learning_rate, num_samples):
+def _vi(problem, guide, num_steps, learning_rate, num_samples, elbo_particles):
     model, args, kwargs = model_call(problem, with_prior=True)
     result = _routine("fit_vi")(model, *args, seed=problem.seed, init=_point_init(problem),
                                 guide=guide, num_steps=num_steps, learning_rate=learning_rate,
-                                num_samples=num_samples, **kwargs)
+                                num_samples=num_samples, elbo_particles=elbo_particles,
+                                **kwargs)
     return to_method_fit(result)
 
 
 @register_method("vi_mean_field", kind="posterior", uses_prior=True,
                  description="VI with a mean-field normal guide (models.fit_vi)")
-def fit_vi_mean_field(problem, num_steps=3000, learning_rate=0.01, num_samples=1000):
-    return _vi(problem, "mean_field", num_steps, learning_rate, num_samples)
+def fit_vi_mean_field(problem, num_steps=3000, learning_rate=0.01, num_samples=1000,
+                      elbo_particles=2000):
+    return _vi(problem, "mean_field", num_steps, learning_rate, num_samples, elbo_particles)
 
 
 @register_method("vi_full_rank", kind="posterior", uses_prior=True,
                  description="VI with a full-rank multivariate normal guide (models.fit_vi)")
-def fit_vi_full_rank(problem, num_steps=3000, learning_rate=0.01, num_samples=1000):
-    return _vi(problem, "full_rank", num_steps, learning_rate, num_samples)
+def fit_vi_full_rank(problem, num_steps=3000, learning_rate=0.01, num_samples=1000,
+                     elbo_particles=2000):
+    return _vi(problem, "full_rank", num_steps, learning_rate, num_samples, elbo_particles)
 
 
 @register_method("nuts", kind="posterior", uses_prior=True,
