@@ -1,0 +1,37 @@
+"""Input checks shared by the models: run on concrete arrays, skipped on JAX tracers."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """True unless x is a JAX tracer (inside jit/vmap/grad, where values are unknown)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def as_data(X, name: str, min_ndim: int = 1, max_ndim: int = 2):
+    """Return X as a 2-D float array (N, D) (a 1-D input becomes (N, 1)); tracers pass through
+    with only their shape checked. Raises ValueError naming the problem."""
+    ndim = np.ndim(X)
+    if ndim < min_ndim or ndim > max_ndim:
+        raise ValueError(f"{name} must be 1-D (N,) or 2-D (N, D), got shape {np.shape(X)}")
+    if np.shape(X)[0] < 1:
+        raise ValueError(f"{name} is empty (shape {np.shape(X)})")
+    if is_concrete(X):
+        X = np.asarray(X, dtype=float)
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{name} contains NaN or inf")
+    return X if ndim == 2 else X[:, None]
+
+
+def check_n_components(n_components, n_samples: int) -> int:
+    if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
+        raise ValueError(f"n_components must be an int, got {n_components!r}")
+    if n_components < 1:
+        raise ValueError(f"n_components must be >= 1, got {n_components}")
+    if n_components > n_samples:
+        raise ValueError(f"n_components={n_components} exceeds the number of samples "
+                         f"{n_samples}")
+    return int(n_components)

@@ -1,0 +1,108 @@
+"""A small L-BFGS with a backtracking (Armijo) line search, for polishing an Adam solution.
+
+Written so that the objective and its gradient are evaluated at a single call site inside one
+``lax.while_loop``: jax.scipy.optimize's BFGS inlines the gradient graph at several call sites of
+its Wolfe line search, which made compilation several times slower than the Adam loop itself.
+Pure and vmappable: ``lbfgs(fun, x0)`` for a scalar ``fun`` of a flat vector.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class LBFGSResult(NamedTuple):
+    x: jax.Array        # (P,) best point found
+    fun: jax.Array      # objective at x
+    grad_norm: jax.Array  # max |gradient| at x
+    n_iter: jax.Array   # accepted steps
+    converged: jax.Array  # bool: the stopping test passed (not max_iter / stalled)
+
+
+class _State(NamedTuple):
+    x: jax.Array
+    f: jax.Array
+    g: jax.Array
+    s_mem: jax.Array   # (m, P) last accepted steps
+    y_mem: jax.Array   # (m, P) matching gradient changes
+    n_mem: jax.Array
+    direction: jax.Array
+    step: jax.Array    # current trial step length along direction
+    n_iter: jax.Array
+    n_eval: jax.Array
+    done: jax.Array
+    converged: jax.Array
+
+
+def _direction(g, s_mem, y_mem, n_mem):
+    """Two-loop recursion: -H g with the stored pairs (newest first in the arrays)."""
+    m = s_mem.shape[0]
+    valid = jnp.arange(m) < n_mem
+    rho = jnp.where(valid, 1.0 / jnp.where(valid, jnp.sum(s_mem * y_mem, 1), 1.0), 0.0)
+
+    def first(q, i):
+        a = rho[i] * jnp.dot(s_mem[i], q)
+        return q - a * y_mem[i], a
+
+    q, alpha = jax.lax.scan(first, g, jnp.arange(m))
+    gamma = jnp.where(n_mem > 0, jnp.dot(s_mem[0], y_mem[0]) / jnp.dot(y_mem[0], y_mem[0]), 1.0)
+    r = gamma * q
+
+    def second(r, i):
+        b = rho[i] * jnp.dot(y_mem[i], r)
+        return r + s_mem[i] * (alpha[i] - b), None
+
+    r, _ = jax.lax.scan(second, r, jnp.arange(m)[::-1])
+    return -r
+
+
+def lbfgs(fun, x0, max_iter=500, memory=10, rtol=1e-13, gtol=1e-9, max_eval=None):
+    """Minimise ``fun`` from ``x0`` (P,). Stops when the relative decrease of an accepted step
+    is below ``rtol`` or max|grad| < gtol * max(1, |f|) (converged), or after ``max_iter``
+    accepted steps / ``max_eval`` evaluations (not converged). A step that fails the Armijo
+    test 30 halvings in a row ends the run as converged: nothing representable improves."""
+    max_eval = max_eval or 5 * max_iter
+    value_and_grad = jax.value_and_grad(fun)
+    f0, g0 = value_and_grad(x0)
+    p = x0.shape[0]
+    zeros = jnp.zeros((memory, p), x0.dtype)
+    # first step: plain gradient descent scaled to a unit-length move in the largest coordinate
+    d0 = -g0 / jnp.maximum(jnp.max(jnp.abs(g0)), 1e-300)
+    init = _State(x0, f0, g0, zeros, zeros, jnp.array(0), d0, jnp.array(1.0, x0.dtype),
+                  jnp.array(0), jnp.array(1), ~jnp.isfinite(f0), jnp.array(False))
+
+    def cond(s):
+        return ~s.done
+
+    def body(s):
+        x_new = s.x + s.step * s.direction
+        f_new, g_new = value_and_grad(x_new)
+        slope = jnp.dot(s.g, s.direction)
+        ok = jnp.isfinite(f_new) & (f_new <= s.f + 1e-4 * s.step * slope)
+        # accepted: store the pair (if curvature is positive) and take a new direction
+        sk, yk = x_new - s.x, g_new - s.g
+        keep = ok & (jnp.dot(sk, yk) > 1e-12 * jnp.dot(yk, yk))
+        s_mem = jnp.where(keep, jnp.roll(s.s_mem, 1, 0).at[0].set(sk), s.s_mem)
+        y_mem = jnp.where(keep, jnp.roll(s.y_mem, 1, 0).at[0].set(yk), s.y_mem)
+        n_mem = jnp.where(keep, jnp.minimum(s.n_mem + 1, memory), s.n_mem)
+        x = jnp.where(ok, x_new, s.x)
+        f = jnp.where(ok, f_new, s.f)
+        g = jnp.where(ok, g_new, s.g)
+        d_new = _direction(g, s_mem, y_mem, n_mem)
+        d_new = jnp.where(jnp.dot(d_new, g) < 0, d_new, -g)  # keep a descent direction
+        direction = jnp.where(ok, d_new, s.direction)
+        step = jnp.where(ok, 1.0, 0.5 * s.step)
+        n_iter = s.n_iter + ok
+        small = ok & ((s.f - f_new) <= rtol * jnp.maximum(1.0, jnp.abs(f_new)))
+        flat = jnp.max(jnp.abs(g)) < gtol * jnp.maximum(1.0, jnp.abs(f))
+        stalled = s.step < 2.0**-30
+        converged = small | flat | stalled
+        done = converged | (n_iter >= max_iter) | (s.n_eval + 1 >= max_eval)
+        return _State(x, f, g, s_mem, y_mem, n_mem, direction, step, n_iter, s.n_eval + 1,
+                      done, converged)
+
+    s = jax.lax.while_loop(cond, body, init)
+    return LBFGSResult(s.x, s.f, jnp.max(jnp.abs(s.g)), s.n_iter, s.converged)

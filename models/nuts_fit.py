@@ -1,0 +1,184 @@
+"""NUTS for any NumPyro model (numpyro's NUTS kernel driven by a jitted scan), several chains,
+label switching of mixture components undone before the diagnostics."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.distributions import biject_to
+from numpyro.infer import NUTS
+from numpyro.infer.initialization import init_to_median, init_to_value
+from tqdm.auto import tqdm
+
+from models._common import (check_positive_float, check_positive_int, posterior_inference_data,
+                            require_finite)
+from models._model_info import inspect_model, stack_trees, tree_index
+from models.relabel import component_axes, relabel_to_reference, sort_by_mean
+from models.result import FitError, FitResult
+
+CHAIN_METHODS = ("vectorized", "sequential")
+
+
+def _chunk_size(num_warmup, num_samples, cap):
+    """Largest divisor of gcd(num_warmup, num_samples) not above cap: one compiled chunk then
+    serves warmup and sampling."""
+    g = math.gcd(num_warmup, num_samples)
+    return max(d for d in range(1, min(g, cap) + 1) if g % d == 0)
+
+
+def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2,
+             chain_method="vectorized", init=None, init_strategy=init_to_median,
+             target_accept_prob=0.8, max_tree_depth=10, dense_mass=False, relabel="auto",
+             ordered=False, progress_bar=False, model_kwargs=None, **kwargs):
+    """Sample the posterior with NUTS.
+
+    num_warmup, num_samples : per chain; num_chains chains run "vectorized" (vmap) or
+        "sequential" (lax.map), both inside one jitted function.
+    init : None (``init_strategy``, a different key per chain), a dict of constrained values
+        (every chain starts there) or a list of num_chains such dicts.
+    relabel : "auto" (mixtures: the latent sites in a plate named "components" plus the
+        simplex weights are permuted, per draw, to best match a reference: the draw of highest
+        density, then the mean of the relabelled draws), None (no relabelling) or a dict
+        site -> component axis in the site's own shape.
+    ordered : instead of matching, sort the components of every draw by their 1-D ``means``.
+    Returns FitResult with method "nuts"; samples are (num_chains * num_samples, ...) chain
+    after chain, ``inference_data`` has (chain, draw) dims, diagnostics hold r_hat_max,
+    ess_bulk_min (over latent sites, after relabelling), divergences and an ArviZ summary.
+    """
+    t_start = time.perf_counter()
+    kwargs = {**kwargs, **(model_kwargs or {})}
+    num_warmup = check_positive_int(num_warmup, "num_warmup")
+    num_samples = check_positive_int(num_samples, "num_samples")
+    num_chains = check_positive_int(num_chains, "num_chains")
+    check_positive_int(max_tree_depth, "max_tree_depth")
+    check_positive_float(target_accept_prob, "target_accept_prob")
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}")
+    info = inspect_model(model, args, kwargs)
+    if info.params:
+        raise ValueError(f"NUTS needs every parameter as a sample site with a prior; the model "
+                         f"has param sites {sorted(info.params)}")
+    if not info.latent:
+        raise ValueError("the model has no latent sample sites: nothing to sample")
+    axes = _relabel_axes(relabel, info, ordered)
+    inits = _chain_inits(init, info, num_chains)
+
+    kernel = NUTS(model, init_strategy=init_to_value(values=init) if isinstance(init, dict)
+                  else init_strategy, target_accept_prob=target_accept_prob,
+                  max_tree_depth=max_tree_depth, dense_mass=dense_mass)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_chains)
+    try:
+        if chain_method == "vectorized":
+            states = kernel.init(keys, num_warmup, inits, args, kwargs)
+        else:
+            states = stack_trees([kernel.init(keys[c], num_warmup, None if inits is None else
+                                              tree_index(inits, c), args, kwargs)
+                                  for c in range(num_chains)])
+    except RuntimeError as e:  # numpyro: "Cannot find valid initial parameters..."
+        raise FitError(f"nuts: initialisation failed: {e}") from e
+    constrain = kernel.postprocess_fn(args, kwargs)
+    chunk = _chunk_size(num_warmup, num_samples, 100 if progress_bar else 10**9)
+
+    def advance(states):
+        def run(state):
+            def step(s, _):
+                s = kernel.sample(s, args, kwargs)
+                return s, (s.z, s.potential_energy, s.diverging, s.num_steps, s.accept_prob)
+            return jax.lax.scan(step, state, None, length=chunk)
+
+        states, (z, pe, div, n, acc) = (run(states) if chain_method == "vectorized"
+                                        else jax.lax.map(run, states))
+        if chain_method == "vectorized":  # scan stacked draws first: make chains first
+            z, pe, div, n, acc = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1),
+                                              (z, pe, div, n, acc))
+        draws = jax.vmap(jax.vmap(constrain))(z)
+        return states, (draws, pe, div, n, acc)
+
+    t0 = time.perf_counter()
+    advance_c = jax.jit(advance).lower(states).compile()
+    compile_time = time.perf_counter() - t0
+    kept = []
+    total = num_warmup + num_samples
+    with tqdm(total=total, desc="nuts", disable=not progress_bar) as bar:
+        for start in range(0, total, chunk):
+            states, out = advance_c(states)
+            out = jax.tree.map(np.asarray, out)
+            if start >= num_warmup:
+                kept.append(out)
+            bar.update(chunk)
+    draws, pe, div, n_leap, acc = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *kept)
+    samples = {k: v.reshape((num_chains * num_samples,) + v.shape[2:]) for k, v in draws.items()}
+    require_finite(samples, "draws", "nuts")
+    if not np.all(np.isfinite(pe)):
+        raise FitError("nuts: non-finite potential energy among the draws")
+
+    perm = None
+    if axes:
+        if ordered:
+            samples, perm = sort_by_mean(samples, axes)
+        else:
+            samples, perm = relabel_to_reference(samples, axes,
+                                                 reference_draw=int(np.argmin(pe.ravel())))
+    stats = {"diverging": div, "lp": -pe, "n_steps": n_leap, "acceptance_rate": acc,
+             "step_size": np.broadcast_to(np.asarray(states.adapt_state.step_size)[:, None],
+                                          div.shape)}
+    idata = posterior_inference_data(samples, num_chains, sample_stats=stats)
+    latent = [k for k in info.latent]
+    summary = az.summary(idata, var_names=latent, kind="diagnostics", round_to="none")
+    r_hat_max = float(summary["r_hat"].max()) if num_chains > 1 else float("nan")
+    ess_min = float(summary["ess_bulk"].min())
+    divergences = int(div.sum())
+    converged = bool(divergences == 0 and r_hat_max < 1.01)
+    message = (f"nuts: {num_chains} chains x {num_samples} draws ({chain_method}), "
+               f"{divergences} divergences, max r_hat {r_hat_max:.4f}, min bulk ESS "
+               f"{ess_min:.0f}" + ("" if perm is None else
+                                   f", {np.mean(np.any(perm != np.arange(perm.shape[1]), 1)):.1%}"
+                                   " of draws relabelled"))
+    return FitResult(
+        method="nuts", params={k: v.mean(0) for k, v in samples.items()}, samples=samples,
+        objective_name=None, objective_trace=np.zeros(0), elbo=None, elbo_se=None,
+        inference_data=idata, wall_time=time.perf_counter() - t_start,
+        compile_time=compile_time, converged=converged, n_steps=num_samples,
+        diagnostics={"n_nonfinite": 0, "divergences": divergences, "r_hat_max": r_hat_max,
+                     "ess_bulk_min": ess_min, "message": message, "summary": summary,
+                     "relabel_axes": axes, "permutations": perm,
+                     "mean_tree_steps": float(n_leap.mean())})
+
+
+def _relabel_axes(relabel, info, ordered):
+    if relabel == "auto":
+        axes = component_axes(info)
+    elif relabel is None or relabel is False:
+        axes = {}
+    elif isinstance(relabel, dict):
+        unknown = sorted(set(relabel) - set(info.latent))
+        if unknown:
+            raise ValueError(f"relabel names {unknown}, which are not latent sites")
+        axes = dict(relabel)
+    else:
+        raise ValueError(f"relabel must be 'auto', None or a dict, got {relabel!r}")
+    if ordered and not axes:
+        raise ValueError("ordered=True needs component sites (a 'components' plate or relabel)")
+    return axes
+
+
+def _chain_inits(init, info, num_chains):
+    """None / dict -> None (the kernel's init strategy does it); list -> stacked unconstrained
+    values (num_chains, ...) per latent site."""
+    if init is None or isinstance(init, dict):
+        if isinstance(init, dict):
+            unknown = sorted(set(init) - set(info.latent))
+            if unknown:
+                raise ValueError(f"init names {unknown}, which are not latent sites")
+        return None
+    if not (isinstance(init, list | tuple) and len(init) == num_chains
+            and all(isinstance(i, dict) and set(i) == set(info.latent) for i in init)):
+        raise ValueError(f"init must be None, a dict, or a list of {num_chains} dicts each "
+                         f"giving every latent site {sorted(info.latent)}")
+    return stack_trees([{k: biject_to(info.latent[k]["fn"].support).inv(jnp.asarray(v, float))
+                         for k, v in i.items()} for i in init])

@@ -1,0 +1,61 @@
+"""The one result type every fitting routine returns, and the error a failed fit raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+
+
+class FitError(RuntimeError):
+    """A fit that produced a non-finite objective or non-finite parameters.
+
+    Raised instead of returning a result, so that a failed fit is never mistaken for a bad one.
+    """
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What ``fit_map``, ``fit_vi`` and ``fit_nuts`` return.
+
+    method          "map", "mle" (model without latent sample sites), "vi_mean_field",
+                    "vi_full_rank", "vi_low_rank", "vi_custom" or "nuts".
+    params          site name -> constrained point estimate: the MAP / MLE point, or the
+                    posterior mean of ``samples`` for VI and NUTS.
+    samples         site name -> draws with the draw axis first (S, *site_shape); for VI drawn
+                    from the fitted guide, for NUTS all chains concatenated (after relabelling);
+                    None for MAP/MLE.
+    objective_name  what ``objective_trace`` holds: "log_joint" (MAP), "log_likelihood" (MLE),
+                    "elbo_vi" (VI, one-particle estimates unless num_particles says otherwise),
+                    None (NUTS).
+    objective_trace (n_steps,) the objective (not the loss) at every optimiser step of the kept
+                    restart; for MAP/MLE the last entry is the objective at ``params`` (after
+                    the polishing step). Empty for NUTS.
+    elbo, elbo_se   VI only: ELBO at the fitted guide from many particles and its Monte-Carlo
+                    standard error.
+    inference_data  ArviZ InferenceData of ``samples`` (VI: one chain; NUTS: chains x draws with
+                    sample_stats); None for MAP/MLE.
+    wall_time       seconds for the whole call, compilation included.
+    compile_time    the part of ``wall_time`` spent tracing and compiling (run time is the
+                    difference).
+    converged       optimiser: the convergence test passed; NUTS: no divergences and
+                    r_hat_max < 1.01.
+    n_steps         optimiser steps (Adam plus polishing) or NUTS draws per chain.
+    diagnostics     at least n_nonfinite, divergences, r_hat_max, ess_bulk_min, message (None
+                    where not applicable), plus method-specific entries.
+    """
+
+    method: str
+    params: dict[str, np.ndarray]
+    samples: dict[str, np.ndarray] | None
+    objective_name: str | None
+    objective_trace: np.ndarray
+    elbo: float | None
+    elbo_se: float | None
+    inference_data: az.InferenceData | None
+    wall_time: float
+    compile_time: float
+    converged: bool
+    n_steps: int
+    diagnostics: dict = field(default_factory=dict)

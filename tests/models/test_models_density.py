@@ -1,0 +1,151 @@
+"""The NumPyro models are exactly em_reference's models: same log joint at arbitrary
+parameters (to 1e-8), same responsibilities, and their inputs are validated."""
+
+import jax
+import numpy as np
+import pytest
+from numpyro.infer.util import log_density
+
+import em_reference
+import models
+from em_reference import GaussianMixturePrior, PoissonMixturePrior
+
+COV_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def numpyro_log_joint(model, args, kwargs, values):
+    return float(jax.jit(lambda v: log_density(model, args, kwargs, v)[0])(values))
+
+
+def em_log_joint(X, params, covariance_type=None, prior=None):
+    """em_reference's log-likelihood (+ its prior's log density), jitted (eager is slow)."""
+    def f(p):
+        if covariance_type is None:
+            ll = em_reference.poisson.log_likelihood(X, em_reference.PoissonParams(**p))
+        else:
+            ll = em_reference.gaussian.log_likelihood(X, em_reference.GaussianParams(**p),
+                                                      covariance_type)
+        return ll if prior is None else ll + prior.log_prob(p)
+    return float(jax.jit(f)(params))
+
+
+def custom_prior(rng, d, k, covariance_type):
+    """Non-default hyper-parameters, so that every term of the density is exercised."""
+    a = rng.normal(size=(d, d))
+    psi = a @ a.T + np.eye(d)
+    psi = {"full": psi, "tied": psi, "diag": np.diag(psi), "spherical": np.trace(psi) / d}
+    return GaussianMixturePrior(rng.uniform(0.5, 3.0, k), rng.normal(size=d), 0.7, d + 1.5,
+                                psi[covariance_type], covariance_type)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_gaussian_log_joint_matches_em_reference(covariance_type, random_gaussian_params):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 3)) * [1.0, 2.0, 0.5]
+    k = 3
+    for prior in (custom_prior(rng, 3, k, covariance_type),
+                  GaussianMixturePrior.default(X, k, covariance_type)):
+        params = random_gaussian_params(rng, k, 3, covariance_type)
+        ours = numpyro_log_joint(models.gaussian_mixture, (X, k),
+                                 {"covariance_type": covariance_type, "prior": prior}, params)
+        theirs = em_log_joint(X, params, covariance_type, prior)
+        assert abs(ours - theirs) <= 1e-8 * abs(theirs), (ours, theirs)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_gaussian_without_prior_is_the_likelihood(covariance_type, random_gaussian_params):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 2))
+    params = random_gaussian_params(rng, 2, 2, covariance_type)
+    ours = numpyro_log_joint(models.gaussian_mixture, (X, 2),
+                             {"covariance_type": covariance_type}, params)
+    theirs = em_log_joint(X, params, covariance_type)
+    assert abs(ours - theirs) <= 1e-8 * abs(theirs)
+
+
+def test_one_dimensional_data_and_one_component():
+    """(N,) data is one feature; K = 1 has a fixed weight (a one-point Dirichlet, density 1)."""
+    x = np.random.default_rng(5).normal(2.0, 1.5, size=30)
+    prior = GaussianMixturePrior.default(x, 1, "full")
+    params = {"means": np.array([[1.7]]), "covariances": np.array([[[2.1]]])}
+    ours = numpyro_log_joint(models.gaussian_mixture, (x, 1), {"prior": prior}, params)
+    full = {"weights": np.ones(1), **params}
+    theirs = em_log_joint(x, full, "full", prior)
+    assert abs(ours - theirs) <= 1e-8 * abs(theirs)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_poisson_log_joint_matches_em_reference(d):
+    rng = np.random.default_rng(6)
+    x = rng.poisson(3.0, size=(50, d)).astype(float)
+    x = x[:, 0] if d == 1 else x
+    k = 3
+    params = {"weights": rng.dirichlet(np.ones(k)), "rates": rng.uniform(0.5, 8.0, (k, d))}
+    for prior in (PoissonMixturePrior(rng.uniform(0.5, 2.0, k), rng.uniform(1.0, 3.0, d), 0.4),
+                  PoissonMixturePrior.default(x, k)):
+        ours = numpyro_log_joint(models.poisson_mixture, (x, k), {"prior": prior}, params)
+        theirs = em_log_joint(x, params, prior=prior)
+        assert abs(ours - theirs) <= 1e-8 * abs(theirs), (ours, theirs)
+    mle = numpyro_log_joint(models.poisson_mixture, (x, k), {}, params)
+    assert abs(mle - em_log_joint(x, params)) <= 1e-8 * abs(mle)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_responsibilities_match_em_reference(covariance_type, random_gaussian_params):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(25, 2))
+    params = random_gaussian_params(rng, 3, 2, covariance_type)
+    expected = np.asarray(jax.jit(lambda p: em_reference.posterior_responsibilities(
+        em_reference.gaussian.log_joint_matrix(X, em_reference.GaussianParams(**p),
+                                               covariance_type)))(params))
+    np.testing.assert_allclose(models.responsibilities(X, params, covariance_type), expected,
+                               rtol=1e-10, atol=1e-12)
+    # draws: a leading axis, and the posterior average
+    draws = {k: np.stack([v, v]) for k, v in params.items()}
+    assert models.responsibilities(X, draws, covariance_type).shape == (2, 25, 3)
+    np.testing.assert_array_equal(models.hard_assignments(X, draws, covariance_type),
+                                  expected.argmax(1))
+
+
+def test_poisson_responsibilities():
+    x = np.array([0.0, 1.0, 9.0, 12.0])
+    params = {"weights": np.array([0.5, 0.5]), "rates": np.array([[1.0], [10.0]])}
+    log_joint = em_reference.poisson.log_joint_matrix(x[:, None],
+                                                      em_reference.PoissonParams(**params))
+    np.testing.assert_allclose(models.responsibilities(x, params),
+                               em_reference.posterior_responsibilities(log_joint), rtol=1e-10)
+    np.testing.assert_array_equal(models.hard_assignments(x, params), [0, 0, 1, 1])
+
+
+def _run(model, *args, **kwargs):
+    from numpyro import handlers
+    handlers.trace(handlers.seed(model, 0)).get_trace(*args, **kwargs)
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    ((np.ones((5, 2, 2)), 2), {}, "shape"),
+    ((np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 1.0]]), 2), {}, "NaN"),
+    ((np.ones((5, 2)), 0), {}, "n_components"),
+    ((np.ones((5, 2)), 2.5), {}, "n_components"),
+    ((np.ones((5, 2)), 6), {}, "exceeds"),
+    ((np.ones((5, 2)), 2), {"covariance_type": "banana"}, "covariance_type"),
+    ((np.ones((5, 2)), 2), {"prior": "flat"}, "prior"),
+    ((np.arange(10.0).reshape(5, 2), 2),
+     {"covariance_type": "diag", "prior": GaussianMixturePrior.default(
+         np.arange(10.0).reshape(5, 2), 2, "full")}, "covariance_type"),
+    ((np.ones((5, 2)), 2), {"prior": GaussianMixturePrior(1.0, np.zeros(3), 1.0, 4.0, np.eye(3))},
+     "mean_prior"),
+])
+def test_gaussian_model_rejects_bad_input(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _run(models.gaussian_mixture, *args, **kwargs)
+
+
+@pytest.mark.parametrize("x, match", [
+    (np.array([1.0, -1.0, 2.0]), "non-negative integer"),
+    (np.array([1.0, 0.5, 2.0]), "non-negative integer"),
+    (np.array([1.0, np.inf, 2.0]), "NaN or inf"),
+])
+def test_poisson_model_rejects_bad_counts(x, match):
+    with pytest.raises(ValueError, match=match):
+        _run(models.poisson_mixture, x, 2)
