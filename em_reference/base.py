@@ -29,6 +29,19 @@ def _log_joint(X, params, family):
     return family.log_joint_matrix(X, params)
 
 
+@partial(jax.jit, static_argnames="family")
+def _mle_from_resp(X_chunks, weighted_resp_chunks, family):
+    """M-step (MLE) from initial responsibilities, accumulated chunk by chunk.
+    X_chunks (n_chunks, C, D); weighted_resp_chunks (n_chunks, C, K)."""
+
+    def add(total, block):
+        return jax.tree.map(jnp.add, total, family.sufficient_stats(*block)), None
+
+    first = family.sufficient_stats(X_chunks[0], weighted_resp_chunks[0])
+    stats, _ = jax.lax.scan(add, first, (X_chunks[1:], weighted_resp_chunks[1:]))
+    return family.m_step(stats, None, None)
+
+
 class MixtureEM(DensityMixin, BaseEstimator):
     """Shared fit/predict logic. Subclasses define:
 
@@ -37,6 +50,8 @@ class MixtureEM(DensityMixin, BaseEstimator):
     _validate_family_params()      extra hyper-parameter checks
     _validate_samples(X)           extra data checks (X already (N, D) float64)
     _resolve_prior(X, w)           None or a validated prior object
+    _data_center(X, w)             None, or a point (D,) EM works relative to (precision)
+    _translate(params|prior, v)    the same object with locations moved by v
     _user_init(n_features)         dict of user-given initial parameters (validated)
     _store(params) / _params()     fitted attributes <-> parameter NamedTuple
     _n_parameters()                free parameters (BIC/AIC)
@@ -89,14 +104,21 @@ class MixtureEM(DensityMixin, BaseEstimator):
             check_int("chunk_size", chunk_size, 1)
         self.prior_ = self._resolve_prior(X, w)
         family = self._family()
-        init = self._initial_params(X, w, family)
+        # EM runs on data relative to their mean: scatter matrices from raw moments lose
+        # digits when the mean is far from zero compared with the spread
+        self._center = self._data_center(X, w)
+        Xc = X if self._center is None else X - self._center
+        prior = self.prior_
+        if prior is not None and self._center is not None:
+            prior = self._translate(prior, -self._center)
 
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
-        Xd, wd = self._lay_out(X, w, chunk_size, devices, dtype, self.n_components)
-        state = fit_em(cast(init), Xd, wd, None if self.prior_ is None else cast(self.prior_),
-                       jnp.asarray(self.tol, dtype), family=family,
-                       hard=self.assignment == "hard", max_iter=self.max_iter)
+        Xd, wd = self._lay_out(Xc, w, chunk_size, devices, dtype, self.n_components)
+        init = self._initial_params(Xc, w, Xd, family)
+        state = fit_em(cast(init), Xd, wd,
+                       None if prior is None else cast(prior), jnp.asarray(self.tol, dtype),
+                       family=family, hard=self.assignment == "hard", max_iter=self.max_iter)
         state = jax.device_get(state)
 
         finals = np.array([state.trace[i, state.n_iter[i]] for i in range(self.n_init)])
@@ -108,7 +130,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
         best = int(np.nanargmax(np.where(np.isfinite(finals), finals, -np.inf)))
         params = self._params_class(*(np.asarray(leaf[best], np.float64)
                                       for leaf in state.params))
-        self._store(params)
+        self._store(self._translate(params, self._center))
         self.n_iter_ = int(state.n_iter[best])
         self.converged_ = bool(state.converged[best])
         self.lower_bounds_ = np.asarray(state.trace[best, : self.n_iter_ + 1], np.float64)
@@ -123,9 +145,11 @@ class MixtureEM(DensityMixin, BaseEstimator):
                           stacklevel=2)
         return self.predict(X)
 
-    def _initial_params(self, X, w, family):
-        """A batch of initial parameters (leading axis: n_init restarts)."""
+    def _initial_params(self, X, w, X_chunks, family):
+        """A batch of initial parameters (leading axis: n_init restarts). X (N, D) centred."""
         user = self._user_init(X.shape[1])
+        if "means" in user and self._center is not None:
+            user["means"] = user["means"] - self._center
         rng = check_random_state(self.random_state)
         batch = []
         for _ in range(self.n_init):
@@ -133,11 +157,19 @@ class MixtureEM(DensityMixin, BaseEstimator):
                 start = user
             else:
                 resp = initial_responsibilities(X, self.n_components, self.init_params, rng, w)
-                stats = family.sufficient_stats(jnp.asarray(X), jnp.asarray(resp * w[:, None]))
-                mle = self._params_class(*family.m_step(stats, None, None))
+                resp_chunks = self._chunks_like(resp * w[:, None], X_chunks)
+                mle = _mle_from_resp(X_chunks, resp_chunks, family)
                 start = {**mle._asdict(), **user}
             batch.append(self._params_class(**{k: np.asarray(v) for k, v in start.items()}))
         return jax.tree.map(lambda *leaves: np.stack(leaves), *batch)
+
+    @staticmethod
+    def _chunks_like(rows, X_chunks):
+        """Pad (N, K) rows with zeros and reshape them to X_chunks' (n_chunks, C, K) layout."""
+        n_chunks, c = X_chunks.shape[:2]
+        padded = np.zeros((n_chunks * c, rows.shape[1]), dtype=X_chunks.dtype)
+        padded[: len(rows)] = rows
+        return jax.device_put(padded.reshape(n_chunks, c, -1), X_chunks.sharding)
 
     @staticmethod
     def _lay_out(X, w, chunk_size, devices, dtype, n_components):
@@ -180,7 +212,11 @@ class MixtureEM(DensityMixin, BaseEstimator):
         """log p(x_n, z_n = k | theta) = log pi_k + log p(x_n | theta_k): (N, K)."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return np.asarray(_log_joint(jnp.asarray(X), self._params(), self._family()))
+        params, center = self._params(), getattr(self, "_center", None)
+        if center is not None:
+            X = X - center
+            params = self._translate(params, -center)
+        return np.asarray(_log_joint(jnp.asarray(X), params, self._family()))
 
     def score_samples(self, X):
         """log p(x_n | theta) per sample: (N,)."""

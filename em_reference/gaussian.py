@@ -147,6 +147,8 @@ class GaussianFamily:
     def m_step(self, stats, old, prior):
         """Maximise E_q[log p(X, Z | theta)] (+ log p(theta) when prior is given)."""
         new = m_step(stats, self.covariance_type, self.reg_covar, prior)
+        if old is None:  # nothing to hold fixed (the initial M-step)
+            return new
         return GaussianParams(*(getattr(old, name) if name in self.fixed else getattr(new, name)
                                 for name in GaussianParams._fields))
 

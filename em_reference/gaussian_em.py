@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import jax
 import numpy as np
 
 from em_reference.base import MixtureEM
@@ -10,6 +13,9 @@ from em_reference.gaussian import (GaussianFamily, GaussianParams, n_parameters,
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 from em_reference.validation import (check_choice, check_float, check_init_array,
                                      check_weights_init)
+
+
+_precisions_cholesky = jax.jit(precisions_cholesky, static_argnames="covariance_type")
 
 
 class GaussianMixtureEM(MixtureEM):
@@ -104,10 +110,20 @@ class GaussianMixtureEM(MixtureEM):
                 user["covariances"] = 1.0 / prec
         return user
 
+    def _data_center(self, X, w):
+        return np.average(X, axis=0, weights=w)
+
+    @staticmethod
+    def _translate(obj, shift):
+        """Move means (GaussianParams) or mean_prior (GaussianMixturePrior) by shift (D,)."""
+        if isinstance(obj, GaussianMixturePrior):
+            return dataclasses.replace(obj, mean_prior=obj.mean_prior + shift)
+        return obj._replace(means=obj.means + shift)
+
     def _store(self, params):
         self.weights_, self.means_, self.covariances_ = (np.asarray(p) for p in params)
         self.precisions_cholesky_ = np.asarray(
-            precisions_cholesky(params.covariances, self.covariance_type))
+            _precisions_cholesky(params.covariances, covariance_type=self.covariance_type))
         if self.covariance_type in ("full", "tied"):
             pc = self.precisions_cholesky_
             self.precisions_ = pc @ np.swapaxes(pc, -1, -2)

@@ -75,6 +75,8 @@ class PoissonFamily:
 
     def m_step(self, stats, old, prior):
         new = m_step(stats, prior)
+        if old is None:  # nothing to hold fixed (the initial M-step)
+            return new
         return PoissonParams(*(getattr(old, name) if name in self.fixed else getattr(new, name)
                                for name in PoissonParams._fields))
 

@@ -68,6 +68,18 @@ class PoissonMixtureEM(MixtureEM):
             user["rates"] = check_init_array("rates_init", rates, (k, d), positive=True)
         return user
 
+    def _data_center(self, X, w):
+        return None  # counts cannot be shifted; their moments are well scaled anyway
+
+    @staticmethod
+    def _translate(obj, shift):
+        return obj
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
+
     def _store(self, params):
         self.weights_, self.rates_ = (np.asarray(p) for p in params)
 

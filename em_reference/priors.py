@@ -139,7 +139,9 @@ class GaussianMixturePrior:
 
         mean_prior = (weighted) data mean, mean_precision = 0.01, degrees_of_freedom = D + 2,
         covariance_prior = Cov(X) / K^(2/D) (its diagonal for diag, the mean of the diagonal for
-        spherical); weight_concentration = 1 (a flat Dirichlet: F&R put no prior on weights).
+        spherical; a singular Cov(X) gets a ridge of 1e-6 x its average variance so that
+        degenerate data still give a proper prior); weight_concentration = 1 (a flat
+        Dirichlet: F&R put no prior on weights).
         X: (N, D) or (N,).
         """
         X = np.asarray(X, dtype=float)
@@ -155,6 +157,11 @@ class GaussianMixturePrior:
         # unbiased frequency-weighted covariance (np.cov's ddof=1 when weights are counts)
         cov = (diff * w[:, None]).T @ diff / max(total - 1.0, 1.0)
         cov = np.atleast_2d(cov)
+        # degenerate data (a constant column, fewer samples than features) give a singular
+        # covariance: a ridge of 1e-6 x the average variance (or 1e-6) keeps the prior proper
+        avg_var = np.trace(cov) / d
+        if np.linalg.eigvalsh(cov)[0] <= 1e-12 * avg_var or avg_var <= 0:
+            cov = cov + 1e-6 * (avg_var if avg_var > 0 else 1.0) * np.eye(d)
         shrink = float(n_components) ** (2.0 / d)
         if covariance_type in ("full", "tied"):
             scale = cov / shrink

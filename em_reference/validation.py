@@ -15,10 +15,9 @@ def as_2d_samples(estimator, X, reset):
     1-D input of shape (N,) is one feature: it becomes (N, 1). reset=True records
     n_features_in_ (fit); reset=False checks the feature count against it (predict, score).
     """
-    ndim = getattr(X, "ndim", None)
-    if ndim is None and not hasattr(X, "toarray"):
-        ndim = np.ndim(X)
-    if ndim == 1:
+    if not hasattr(X, "toarray") and not hasattr(X, "ndim"):
+        X = np.asarray(X)  # lists and other array-likes
+    if getattr(X, "ndim", None) == 1:
         X = np.asarray(X).reshape(-1, 1)
     return validate_data(estimator, X, reset=reset, dtype=[np.float64, np.float32],
                          ensure_min_samples=1).astype(np.float64, copy=False)
@@ -27,8 +26,8 @@ def as_2d_samples(estimator, X, reset):
 def check_counts(x):
     """Poisson data must be non-negative integers (floats holding integers are fine)."""
     if np.any(x < 0):
-        raise ValueError("Poisson counts must be non-negative; X has negative values "
-                         f"(min {x.min():g})")
+        raise ValueError("Negative values in data passed to PoissonMixtureEM: Poisson counts "
+                         f"must be non-negative (min {x.min():g})")
     if np.any(x != np.round(x)):
         raise ValueError("Poisson counts must be integers; X has non-integer values")
     return x
