@@ -45,6 +45,7 @@ def elbo_figure(groups, out_dir):
         ax.set_yticks(np.arange(len(methods))[::-1], methods)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xscale("symlog", linthresh=1.0)
+        ax.margins(x=0.06, y=0.08)
         ax.set_xlabel("nats, relative to EM's log p(X | θ̂)")
         ax.set_title(f"{dataset} (K={int(rows.iloc[0]['n_components'])})")
         ax.grid(axis="y", visible=False)

@@ -104,7 +104,7 @@ def fit_vi_full_rank(problem, num_steps=3000, learning_rate=0.01, num_samples=10
 
 @register_method("nuts", kind="posterior", uses_prior=True,
                  description="NUTS (models.fit_nuts), the gold standard posterior")
-def fit_nuts(problem, num_warmup=500, num_samples=500, num_chains=1):
+def fit_nuts(problem, num_warmup=500, num_samples=500, num_chains=2):
     model, args, kwargs = model_call(problem, with_prior=True)
     result = _routine("fit_nuts")(model, *args, seed=problem.seed, init=_point_init(problem),
                                   num_warmup=num_warmup, num_samples=num_samples,

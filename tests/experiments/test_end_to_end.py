@@ -125,3 +125,45 @@ def test_figures_and_self_contained_report(run, capsys):
     n_figures = len(json.loads((figs / "index.json").read_text()))
     assert html.count("src='data:image/png;base64,") == n_figures >= 7
     assert "src='figures" not in html and 'src="' not in html  # nothing outside the file
+
+
+NUMPYRO_GRID = """
+[methods.map]
+num_steps = 300
+[methods.nuts]
+num_warmup = 100
+num_samples = 100
+[[grid]]
+datasets = [{name = "generated", n = 100, d = 1, k = 2}]
+n_components = [2]
+methods = ["map", "nuts"]
+"""
+
+
+def test_numpyro_methods_through_the_cli_match_a_direct_call(write_config, tmp_path,
+                                                           require_models):
+    require_models("fit_map", "fit_nuts")  # fit_vi: see test_readme_example.py
+    import arviz as az
+    import models
+
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(write_config(NUMPYRO_GRID)), "--out", str(out),
+                 "--no-progress"]) == 0
+    store = ResultStore(out)
+    table = store.read_table().set_index("method")
+    assert (table["status"] == "ok").all()
+    row = table.loc["map"]
+    problem = build_problem(_cell(row.rename(None).to_dict() | {"method": "map"}))
+    direct = models.fit_map(models.gaussian_mixture, problem.X_train, 2, covariance_type="full",
+                            prior=problem.prior, init=problem.init, seed=0, num_steps=300,
+                            learning_rate=0.01, polish=True)
+    # the suite's log joint (scipy densities + em_reference's prior) is MAP's own objective
+    assert row["log_joint"] == pytest.approx(direct.objective_trace[-1], rel=1e-8)
+    params = store.load_arrays(row["key"])
+    for name, value in direct.params.items():
+        np.testing.assert_allclose(params[f"param/{name}"], value, rtol=1e-8)
+    r = table.loc["nuts"]
+    assert np.isfinite(r["posterior_sd_means"]) and r["posterior_sd_means"] > 0
+    idata = az.from_netcdf(out / "cells" / r["key"] / "posterior.nc")
+    assert "posterior" in idata.groups()
+    assert np.isnan(table.loc["nuts", "elbo_vi"]) and np.isfinite(table.loc["nuts", "r_hat_max"])
