@@ -52,25 +52,28 @@ def as_init_list(init, info, n_restarts, what="restart"):
         for name, v in values.items():
             v = jnp.asarray(v, dtype=jnp.result_type(float))
             site = sites[name]
-            if v.shape != jnp.shape(site["value"]):
+            if v.shape != info.shapes[name]:
                 raise ValueError(f"init[{i}][{name!r}] has shape {v.shape}, the site has shape "
-                                 f"{jnp.shape(site['value'])}")
+                                 f"{info.shapes[name]}")
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"init[{i}][{name!r}] contains NaN or inf")
             support = (site["fn"].support if site["type"] == "sample"
                        else site["kwargs"].get("constraint"))
-            if not bool(jnp.all(jnp.isfinite(v))) or (
-                    support is not None and not bool(jnp.all(support(v)))):
-                raise ValueError(f"init[{i}][{name!r}] is non-finite or outside the support "
-                                 f"of the site")
+            try:  # a support built from traced values cannot be evaluated here: skip it
+                inside = support is None or bool(np.all(support(v)))
+            except jax.errors.JAXTypeError:
+                inside = True
+            if not inside:
+                raise ValueError(f"init[{i}][{name!r}] is outside the support of the site")
             out[name] = v
         checked.append(out)
     return checked, n_restarts
 
 
-def init_loc_fn(values, info, default):
-    """Init strategy: ``init_to_value`` when ``values`` names latent sites (latent sites it
-    leaves out then start from numpyro's init_to_uniform), else ``default``."""
-    latent = {k: v for k, v in values.items() if k in info.latent}
-    return init_to_value(values=latent) if latent else default
+def init_loc_fn(values, default):
+    """Init strategy: ``init_to_value`` when ``values`` (latent site -> constrained value) is
+    given (latent sites it leaves out start from numpyro's init_to_uniform), else ``default``."""
+    return init_to_value(values=values) if values else default
 
 
 def with_deterministic(model, args, kwargs, values, info, batch_ndims):
@@ -79,9 +82,9 @@ def with_deterministic(model, args, kwargs, values, info, batch_ndims):
     if not info.deterministic:
         return values
     v = values if batch_ndims == 1 else jax.tree.map(lambda x: x[None], values)
-    pred = Predictive(model, posterior_samples=v, return_sites=list(info.deterministic),
-                      batch_ndims=1)
-    det = pred(jax.random.PRNGKey(0), *args, **kwargs)
+    det = jax.jit(lambda v: Predictive(model, posterior_samples=v, batch_ndims=1,
+                                       return_sites=list(info.deterministic))(
+        jax.random.PRNGKey(0), *args, **kwargs))(v)
     if batch_ndims == 0:
         det = jax.tree.map(lambda x: x[0], det)
     return {**values, **det}

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 class LBFGSResult(NamedTuple):
     x: jax.Array        # (P,) best point found
     fun: jax.Array      # objective at x
+    fun_init: jax.Array  # objective at x0
     grad_norm: jax.Array  # max |gradient| at x
     n_iter: jax.Array   # accepted steps
     converged: jax.Array  # bool: the stopping test passed (not max_iter / stalled)
@@ -25,6 +26,7 @@ class LBFGSResult(NamedTuple):
 class _State(NamedTuple):
     x: jax.Array
     f: jax.Array
+    f_init: jax.Array
     g: jax.Array
     s_mem: jax.Array   # (m, P) last accepted steps
     y_mem: jax.Array   # (m, P) matching gradient changes
@@ -66,25 +68,27 @@ def lbfgs(fun, x0, max_iter=500, memory=10, rtol=1e-13, gtol=1e-9, max_eval=None
     test 30 halvings in a row ends the run as converged: nothing representable improves."""
     max_eval = max_eval or 5 * max_iter
     value_and_grad = jax.value_and_grad(fun)
-    f0, g0 = value_and_grad(x0)
     p = x0.shape[0]
     zeros = jnp.zeros((memory, p), x0.dtype)
-    # first step: plain gradient descent scaled to a unit-length move in the largest coordinate
-    d0 = -g0 / jnp.maximum(jnp.max(jnp.abs(g0)), 1e-300)
-    init = _State(x0, f0, g0, zeros, zeros, jnp.array(0), d0, jnp.array(1.0, x0.dtype),
-                  jnp.array(0), jnp.array(1), ~jnp.isfinite(f0), jnp.array(False))
+    inf = jnp.array(jnp.inf, x0.dtype)
+    # the first pass of the loop evaluates x0 itself (step 0, always accepted), so that the
+    # gradient graph is compiled once
+    init = _State(x0, inf, inf, jnp.zeros_like(x0), zeros, zeros, jnp.array(0),
+                  jnp.zeros_like(x0), jnp.array(0.0, x0.dtype), jnp.array(-1), jnp.array(0),
+                  jnp.array(False), jnp.array(False))
 
     def cond(s):
         return ~s.done
 
     def body(s):
+        first = s.n_iter < 0
         x_new = s.x + s.step * s.direction
         f_new, g_new = value_and_grad(x_new)
         slope = jnp.dot(s.g, s.direction)
-        ok = jnp.isfinite(f_new) & (f_new <= s.f + 1e-4 * s.step * slope)
+        ok = first | (jnp.isfinite(f_new) & (f_new <= s.f + 1e-4 * s.step * slope))
         # accepted: store the pair (if curvature is positive) and take a new direction
         sk, yk = x_new - s.x, g_new - s.g
-        keep = ok & (jnp.dot(sk, yk) > 1e-12 * jnp.dot(yk, yk))
+        keep = ok & ~first & (jnp.dot(sk, yk) > 1e-12 * jnp.dot(yk, yk))
         s_mem = jnp.where(keep, jnp.roll(s.s_mem, 1, 0).at[0].set(sk), s.s_mem)
         y_mem = jnp.where(keep, jnp.roll(s.y_mem, 1, 0).at[0].set(yk), s.y_mem)
         n_mem = jnp.where(keep, jnp.minimum(s.n_mem + 1, memory), s.n_mem)
@@ -93,16 +97,18 @@ def lbfgs(fun, x0, max_iter=500, memory=10, rtol=1e-13, gtol=1e-9, max_eval=None
         g = jnp.where(ok, g_new, s.g)
         d_new = _direction(g, s_mem, y_mem, n_mem)
         d_new = jnp.where(jnp.dot(d_new, g) < 0, d_new, -g)  # keep a descent direction
+        # first real step: a gradient step whose largest coordinate moves by one unit
+        d_new = jnp.where(first, -g / jnp.maximum(jnp.max(jnp.abs(g)), 1e-300), d_new)
         direction = jnp.where(ok, d_new, s.direction)
         step = jnp.where(ok, 1.0, 0.5 * s.step)
         n_iter = s.n_iter + ok
-        small = ok & ((s.f - f_new) <= rtol * jnp.maximum(1.0, jnp.abs(f_new)))
+        small = ok & ~first & ((s.f - f_new) <= rtol * jnp.maximum(1.0, jnp.abs(f_new)))
         flat = jnp.max(jnp.abs(g)) < gtol * jnp.maximum(1.0, jnp.abs(f))
-        stalled = s.step < 2.0**-30
+        stalled = ~first & (s.step < 2.0**-30)
         converged = small | flat | stalled
-        done = converged | (n_iter >= max_iter) | (s.n_eval + 1 >= max_eval)
-        return _State(x, f, g, s_mem, y_mem, n_mem, direction, step, n_iter, s.n_eval + 1,
-                      done, converged)
+        done = converged | (n_iter >= max_iter) | (s.n_eval + 1 >= max_eval) | ~jnp.isfinite(f)
+        return _State(x, f, jnp.where(first, f_new, s.f_init), g, s_mem, y_mem, n_mem,
+                      direction, step, n_iter, s.n_eval + 1, done, converged & jnp.isfinite(f))
 
     s = jax.lax.while_loop(cond, body, init)
-    return LBFGSResult(s.x, s.f, jnp.max(jnp.abs(s.g)), s.n_iter, s.converged)
+    return LBFGSResult(s.x, s.f, s.f_init, jnp.max(jnp.abs(s.g)), s.n_iter, s.converged)

@@ -1,8 +1,10 @@
-"""What a NumPyro model contains (latent sample sites, param sites, plates), found by running it
-once with concrete arguments."""
+"""What a NumPyro model contains (latent sample sites, param sites, plates), found by tracing it
+once abstractly (``jax.eval_shape``: no compilation, no numerical work), plus small pytree and
+compilation helpers."""
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
 
 import jax
@@ -10,18 +12,25 @@ from numpyro import handlers
 
 
 class ModelInfo(NamedTuple):
-    latent: dict      # name -> trace site of every unobserved sample site
-    params: dict      # name -> trace site of every numpyro.param site
+    latent: dict      # name -> trace site of every unobserved sample site (abstract values)
+    params: dict      # name -> trace site of every numpyro.param site (abstract values)
+    shapes: dict      # name -> shape of every latent and param site
     deterministic: tuple
-    trace: dict
 
 
 def inspect_model(model, args, kwargs) -> ModelInfo:
-    """Run ``model(*args, **kwargs)`` once under a seed; the model's own input checks raise
-    their ValueError here, before any fitting work."""
+    """Trace ``model(*args, **kwargs)`` once; the model's own input checks (on its concrete
+    arguments) raise their ValueError here, before any fitting work. Site values in the result
+    are abstract: use their shapes and distributions, never their values."""
     if not callable(model):
         raise ValueError(f"model must be a callable NumPyro model, got {type(model).__name__}")
-    tr = handlers.trace(handlers.seed(model, 0)).get_trace(*args, **kwargs)
+    box = {}
+
+    def run():
+        box["trace"] = handlers.trace(handlers.seed(model, 0)).get_trace(*args, **kwargs)
+
+    jax.eval_shape(run)
+    tr = box["trace"]
     latent = {n: s for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
     params = {n: s for n, s in tr.items() if s["type"] == "param"}
     det = tuple(n for n, s in tr.items() if s["type"] == "deterministic")
@@ -29,12 +38,24 @@ def inspect_model(model, args, kwargs) -> ModelInfo:
         if site["fn"].support.is_discrete:
             raise ValueError(f"latent site {name!r} is discrete; marginalise it (e.g. "
                              "MixtureSameFamily) or enumerate it before fitting")
-    return ModelInfo(latent, params, det, dict(tr))
+    shapes = {n: tuple(jax.numpy.shape(s["value"])) for n, s in {**latent, **params}.items()}
+    return ModelInfo(latent, params, shapes, det)
+
+
+def compile_timed(fn, *example_args):
+    """jit + ahead-of-time compile: (compiled function, seconds spent tracing and compiling)."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*example_args).compile()
+    return compiled, time.perf_counter() - t0
 
 
 def stack_trees(trees):
     """List of identical pytrees -> one pytree with a leading axis."""
     return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *trees)
+
+
+def concat_trees(trees):
+    return jax.tree.map(lambda *xs: jax.numpy.concatenate(xs), *trees)
 
 
 def tree_index(tree, i):

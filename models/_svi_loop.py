@@ -1,10 +1,14 @@
 """The optimiser loop shared by fit_map and fit_vi: restarts in parallel (vmap over stacked
 SVI states), run in jitted chunks of ``window`` steps; between chunks the host checks the
-convergence test and updates the optional progress bar."""
+convergence test and updates the optional progress bar.
+
+SVI objects are built by a factory ``make_svi(init_values) -> SVI`` and initialised inside the
+jitted functions that use them: an autoguide sets itself up by running the model, and doing
+that eagerly (op by op) cost ten times more than compiling it.
+"""
 
 from __future__ import annotations
 
-import time
 from typing import NamedTuple
 
 import jax
@@ -12,9 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from models._model_info import compile_timed
+
 
 class LoopResult(NamedTuple):
     states: object            # stacked SVIState, leading axis R (restarts)
+    averaged: object          # stacked unconstrained params averaged over each restart's last
+    #                           active window (Polyak-Ruppert: removes SGD's jitter in VI)
+    frozen_losses: object     # (n, at=None) -> (R, >= n) loss estimates at fixed parameters
     losses: list              # per restart: (n_steps_r,) losses actually taken
     converged: np.ndarray     # (R,) bool
     failed: np.ndarray        # (R,) bool: a non-finite loss appeared
@@ -29,7 +38,41 @@ def window_converged(prev, cur, tol):
     return abs(cur.mean() - prev.mean()) <= tol * abs(cur.mean()) + 2.0 * se
 
 
-def run_restarts(svi, states, args, kwargs, *, max_steps, window, tol, patience=2,
+def ready_svi(make_svi, args, kwargs):
+    """A fresh SVI from the factory, initialised (inside a trace: its state is discarded, the
+    point is the guide's set-up and ``svi.constrain_fn``)."""
+    svi = make_svi(None)
+    svi.init(jax.random.PRNGKey(0), *args, **kwargs)
+    return svi
+
+
+def init_states(make_svi, keys, inits, info, args, kwargs):
+    """One SVI state per key, stacked: the first len(inits) start from those constrained values
+    (latent sites through the guide's init_to_value, param sites through init_params), the rest
+    from the factory's default. Each kind is one jitted function, compiled once.
+    Returns (states, compile seconds)."""
+
+    def from_values(key, values):
+        latent = {k: v for k, v in values.items() if k in info.latent}
+        params = {k: v for k, v in values.items() if k in info.params} or None
+        return make_svi(latent or None).init(key, *args, init_params=params, **kwargs)
+
+    def from_default(key):
+        return make_svi(None).init(key, *args, **kwargs)
+
+    compiled, seconds, states = {}, 0.0, []
+    for r, key in enumerate(keys):
+        values = inits[r] if r < len(inits) else None
+        sig = None if values is None else tuple(sorted(values))
+        if sig not in compiled:
+            fn, ex = (from_default, (key,)) if values is None else (from_values, (key, values))
+            compiled[sig], dt = compile_timed(fn, *ex)
+            seconds += dt
+        states.append(compiled[sig](key) if values is None else compiled[sig](key, values))
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *states), seconds
+
+
+def run_restarts(make_svi, states, args, kwargs, *, max_steps, window, tol, patience=2,
                  progress_bar=False, desc="svi"):
     """Run ``svi.update`` on every restart until each converges (the window test holds for
     ``patience`` consecutive windows), fails (non-finite loss) or ``max_steps`` is reached.
@@ -40,29 +83,45 @@ def run_restarts(svi, states, args, kwargs, *, max_steps, window, tol, patience=
     n_restarts = jax.tree.leaves(states)[0].shape[0]
 
     def chunk(states, active):
+        svi = ready_svi(make_svi, args, kwargs)
+
+        get_params = svi.optim.get_params
+
         def one(state, act):
-            new, losses = jax.lax.scan(lambda s, _: svi.update(s, *args, **kwargs), state,
-                                       None, length=window)
-            new = jax.tree.map(lambda a, b: jnp.where(act, a, b), new, state)
-            return new, losses
+            def step(carry, _):
+                s, total = carry
+                new, loss = svi.update(s, *args, **kwargs)
+                # a stopped restart keeps its parameters but not its random key, so that its
+                # losses stay independent estimates at fixed parameters
+                kept = jax.tree.map(lambda a, b: jnp.where(act, a, b), new, s)
+                kept = kept._replace(rng_key=new.rng_key)
+                total = jax.tree.map(jnp.add, total, get_params(kept.optim_state))
+                return (kept, total), loss
+
+            zero = jax.tree.map(jnp.zeros_like, get_params(state.optim_state))
+            (state, total), losses = jax.lax.scan(step, (state, zero), None, length=window)
+            return state, losses, jax.tree.map(lambda t: t / window, total)
 
         return jax.vmap(one)(states, active)
 
     active = np.ones(n_restarts, bool)
-    t0 = time.perf_counter()
-    compiled = jax.jit(chunk).lower(states, active).compile()
-    compile_time = time.perf_counter() - t0
+    compiled, compile_time = compile_timed(chunk, states, active)
 
     converged = np.zeros(n_restarts, bool)
     failed = np.zeros(n_restarts, bool)
     n_nonfinite = np.zeros(n_restarts, int)
     streak = np.zeros(n_restarts, int)
     taken = [[] for _ in range(n_restarts)]
+    averaged = None
     n_chunks = -(-max_steps // window)
     with tqdm(total=n_chunks * window, desc=desc, disable=not progress_bar) as bar:
         for _ in range(n_chunks):
-            states, losses = compiled(states, active.copy())
+            was_active = active.copy()
+            states, losses, avg = compiled(states, was_active)
             losses = np.asarray(losses)
+            averaged = avg if averaged is None else jax.tree.map(
+                lambda new, old, m=was_active: jnp.where(
+                    m.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), avg, averaged)
             for r in np.flatnonzero(active):
                 bad = ~np.isfinite(losses[r])
                 if bad.any():
@@ -84,4 +143,16 @@ def run_restarts(svi, states, args, kwargs, *, max_steps, window, tol, patience=
             if not active.any():
                 break
     losses = [np.concatenate(t) if t else np.zeros(0) for t in taken]
-    return LoopResult(states, losses, converged, failed, n_nonfinite, compile_time)
+
+    def frozen_losses(n, at=None):
+        """The compiled chunk with every restart stopped: ceil(n / window) * window fresh
+        one-step loss estimates per restart at its final parameters, or at the stacked
+        states ``at`` (no recompilation)."""
+        out, s, frozen = [], states if at is None else at, np.zeros(n_restarts, bool)
+        for _ in range(-(-n // window)):
+            s, batch, _ = compiled(s, frozen)
+            out.append(np.asarray(batch))
+        return np.concatenate(out, axis=1)
+
+    return LoopResult(states, averaged, frozen_losses, losses, converged, failed, n_nonfinite,
+                      compile_time)

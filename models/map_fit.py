@@ -1,4 +1,4 @@
-"""MAP (or MLE) for any NumPyro model: AutoDelta SVI with Adam, restarts in parallel, then a
+"""MAP (or MLE) for any NumPyro model: AutoDelta SVI with Adam, restarts in parallel, then an
 L-BFGS polish on the unconstrained space; the kept restart is the one with the best log joint."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import numpyro
 from jax.flatten_util import ravel_pytree
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta
-from numpyro.infer.initialization import init_to_median
+from numpyro.infer.initialization import init_to_uniform
 
-from models._lbfgs import lbfgs
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             init_loc_fn, require_finite, to_numpy, with_deterministic)
-from models._model_info import inspect_model, stack_trees
-from models._svi_loop import run_restarts
+from models._lbfgs import lbfgs
+from models._model_info import compile_timed, inspect_model
+from models._svi_loop import init_states, ready_svi, run_restarts
 from models.result import FitError, FitResult
 
 
@@ -28,7 +28,7 @@ def _no_guide(*args, **kwargs):
 
 def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
             learning_rate=0.01, window=100, tol=1e-7, polish=True, polish_maxiter=1000,
-            polish_max_dim=2000, init_strategy=init_to_median, progress_bar=False,
+            polish_max_dim=5000, init_strategy=init_to_uniform, progress_bar=False,
             model_kwargs=None, **kwargs):
     """Maximise log p(X, theta) (or log p(X | theta) for a model with only param sites).
 
@@ -36,14 +36,17 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
         listed here go to the model; ``model_kwargs`` passes names that collide with options).
     init : dict of constrained values keyed by site name (e.g. EM's or k-means' solution), or a
         list of such dicts, one per restart; restarts beyond the list start from
-        ``init_strategy`` (latent sites) or the params' own initial values, each with its key.
+        ``init_strategy`` (latent sites; default numpyro's init_to_uniform, uniform in (-2, 2)
+        on the unconstrained space, as numpyro's MCMC) or the params' own initial values, each
+        with its own key.
     n_restarts : restarts run in parallel (vmap); default len(init) or 1.
     num_steps, learning_rate, window, tol : Adam runs at most num_steps steps and stops a
         restart when the relative change of its mean loss between two consecutive windows of
         ``window`` steps stays below ``tol`` (twice in a row).
-    polish : then run BFGS (jax.scipy.optimize) from the Adam solution on the unconstrained
-        space (skipped above ``polish_max_dim`` unconstrained dimensions); it is kept only if
-        it improves the objective.
+    polish : then run L-BFGS (models._lbfgs) from the Adam solution on the unconstrained space
+        (skipped above ``polish_max_dim`` unconstrained dimensions); kept only if it improves
+        the objective. ``converged`` is then L-BFGS' own test (relative decrease < 1e-13 or a
+        vanishing gradient), else Adam's window test.
     Returns FitResult with method "map" and objective "log_joint", or "mle" and
     "log_likelihood" when the model has no latent sample sites. Raises FitError if every
     restart failed (non-finite loss or parameters).
@@ -52,6 +55,7 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
     kwargs = {**kwargs, **(model_kwargs or {})}
     num_steps = check_positive_int(num_steps, "num_steps")
     window = check_positive_int(window, "window")
+    polish_maxiter = check_positive_int(polish_maxiter, "polish_maxiter")
     check_positive_float(learning_rate, "learning_rate")
     check_positive_float(tol, "tol")
     info = inspect_model(model, args, kwargs)
@@ -61,57 +65,61 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
     inits, n_restarts = as_init_list(init, info, n_restarts)
     method, objective = ("map", "log_joint") if info.latent else ("mle", "log_likelihood")
 
-    keys = jax.random.split(jax.random.PRNGKey(seed), n_restarts)
-    svis, states = [], []
-    for r in range(n_restarts):
-        values = inits[r] if r < len(inits) else {}
-        guide = (AutoDelta(model, init_loc_fn=init_loc_fn(values, info, init_strategy))
+    def make_svi(values):
+        guide = (AutoDelta(model, init_loc_fn=init_loc_fn(values, init_strategy))
                  if info.latent else _no_guide)
-        svi = SVI(model, guide, numpyro.optim.Adam(learning_rate), Trace_ELBO())
-        init_params = {k: v for k, v in values.items() if k in info.params} or None
-        states.append(svi.init(keys[r], *args, init_params=init_params, **kwargs))
-        svis.append(svi)
-    svi, states = svis[0], stack_trees(states)
-    loop = run_restarts(svi, states, args, kwargs, max_steps=num_steps, window=window,
+        return SVI(model, guide, numpyro.optim.Adam(learning_rate), Trace_ELBO())
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_restarts)
+    states, compile_time = init_states(make_svi, keys, inits, info, args, kwargs)
+    loop = run_restarts(make_svi, states, args, kwargs, max_steps=num_steps, window=window,
                         tol=tol, progress_bar=progress_bar, desc=method)
+    compile_time += loop.compile_time
     if loop.failed.all():
         raise FitError(f"{method}: every restart ({n_restarts}) hit a non-finite loss "
                        f"({int(loop.n_nonfinite.sum())} non-finite values); the model's log "
                        "density is NaN/inf at the points visited")
 
     # unconstrained parameters of every restart, flattened for L-BFGS
-    u = jax.vmap(lambda s: svi.optim.get_params(s.optim_state))(loop.states)
+    get_params = make_svi(None).optim.get_params
+    u = jax.vmap(lambda s: get_params(s.optim_state))(loop.states)
     unravel = ravel_pytree(jax.tree.map(lambda x: x[0], u))[1]
     flat = jax.vmap(lambda t: ravel_pytree(t)[0])(u)
-
-    def loss_fn(x):
-        return svi.loss.loss(jax.random.PRNGKey(0), svi.constrain_fn(unravel(x)), svi.model,
-                             svi.guide, *args, **kwargs)
-
     do_polish = polish and flat.shape[1] <= polish_max_dim
 
     def finish(flat):
-        f0 = jax.vmap(loss_fn)(flat)
-        if not do_polish:
-            return flat, f0, f0, jnp.zeros(len(f0), int), jnp.zeros(len(f0), bool)
-        res = jax.vmap(lambda x: lbfgs(loss_fn, x, max_iter=polish_maxiter))(flat)
-        better = jnp.isfinite(res.fun) & (res.fun <= f0)
-        x = jnp.where(better[:, None], res.x, flat)
-        return x, jnp.where(better, res.fun, f0), f0, res.n_iter, res.converged
+        svi = ready_svi(make_svi, args, kwargs)
 
-    t0 = time.perf_counter()
-    finish_c = jax.jit(finish).lower(flat).compile()
-    compile_time = loop.compile_time + time.perf_counter() - t0
-    x, fun, f_adam, nit, lbfgs_ok = (np.asarray(a) for a in finish_c(flat))
+        def loss_fn(x):
+            return svi.loss.loss(jax.random.PRNGKey(0), svi.constrain_fn(unravel(x)), model,
+                                 svi.guide, *args, **kwargs)
+
+        def point(x):
+            constrained = svi.constrain_fn(unravel(x))
+            out = svi.guide.median(constrained) if info.latent else {}
+            return {**out, **{k: v for k, v in constrained.items() if k in info.params}}
+
+        if do_polish:
+            res = jax.vmap(lambda x: lbfgs(loss_fn, x, max_iter=polish_maxiter))(flat)
+            f0 = res.fun_init
+            better = jnp.isfinite(res.fun) & (res.fun <= f0)
+            x = jnp.where(better[:, None], res.x, flat)
+            f, nit, ok = jnp.where(better, res.fun, f0), res.n_iter, res.converged
+        else:
+            f0 = jax.vmap(loss_fn)(flat)
+            x, f, nit, ok = flat, f0, jnp.zeros(len(f0), int), jnp.zeros(len(f0), bool)
+        return jax.vmap(point)(x), x, f, f0, nit, ok
+
+    finish_c, dt = compile_timed(finish, flat)
+    compile_time += dt
+    points, x, fun, f_adam, nit, lbfgs_ok = jax.tree.map(np.asarray, finish_c(flat))
 
     ok = ~loop.failed & np.isfinite(fun) & np.all(np.isfinite(x), axis=1)
     if not ok.any():
         raise FitError(f"{method}: no restart ended with a finite objective and finite "
                        "parameters")
     best = int(np.flatnonzero(ok)[np.argmin(fun[ok])])
-    constrained = svi.constrain_fn(unravel(jnp.asarray(x[best])))
-    params = (svi.guide.median(constrained) if info.latent else {})
-    params.update({k: v for k, v in constrained.items() if k in info.params})
+    params = {k: v[best] for k, v in points.items()}
     params = to_numpy(with_deterministic(model, args, kwargs, params, info, batch_ndims=0))
     require_finite(params, "parameters", method)
 
@@ -126,7 +134,6 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
                   f"{-f_adam[best]:.10g} -> {-fun[best]:.10g}" if do_polish else
                   f"no L-BFGS polish ({flat.shape[1]} unconstrained dims)"))
     trace = -np.concatenate([loop.losses[best], [fun[best]]])
-    restart_objectives = np.where(ok, -fun, np.nan)
     return FitResult(
         method=method, params=params, samples=None, objective_name=objective,
         objective_trace=trace, elbo=None, elbo_se=None, inference_data=None,
@@ -134,7 +141,7 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
         converged=converged, n_steps=int(len(loop.losses[best]) + nit[best]),
         diagnostics={"n_nonfinite": int(loop.n_nonfinite.sum()), "divergences": None,
                      "r_hat_max": None, "ess_bulk_min": None, "message": message,
-                     "restart_objectives": restart_objectives,
+                     "restart_objectives": np.where(ok, -fun, np.nan),
                      "n_failed_restarts": int((~ok).sum()), "best_restart": best,
                      "adam_converged": adam_conv, "polished": polished,
                      "objective_before_polish": float(-f_adam[best])})

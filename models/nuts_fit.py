@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import biject_to
 from numpyro.infer import NUTS
-from numpyro.infer.initialization import init_to_median, init_to_value
+from numpyro.infer.initialization import init_to_uniform, init_to_value
 from tqdm.auto import tqdm
 
 from models._common import (check_positive_float, check_positive_int, posterior_inference_data,
                             require_finite)
-from models._model_info import inspect_model, stack_trees, tree_index
+from models._model_info import compile_timed, inspect_model, stack_trees
 from models.relabel import component_axes, relabel_to_reference, sort_by_mean
 from models.result import FitError, FitResult
 
@@ -32,20 +32,23 @@ def _chunk_size(num_warmup, num_samples, cap):
 
 
 def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2,
-             chain_method="vectorized", init=None, init_strategy=init_to_median,
+             chain_method="sequential", init=None, init_strategy=init_to_uniform,
              target_accept_prob=0.8, max_tree_depth=10, dense_mass=False, relabel="auto",
              ordered=False, progress_bar=False, model_kwargs=None, **kwargs):
     """Sample the posterior with NUTS.
 
     num_warmup, num_samples : per chain; num_chains chains run "vectorized" (vmap) or
         "sequential" (lax.map), both inside one jitted function.
-    init : None (``init_strategy``, a different key per chain), a dict of constrained values
-        (every chain starts there) or a list of num_chains such dicts.
+    init : None (``init_strategy``, default init_to_uniform, a different key per chain), a
+        dict of constrained values (every chain starts there) or a list of num_chains such
+        dicts (each giving every latent site).
     relabel : "auto" (mixtures: the latent sites in a plate named "components" plus the
         simplex weights are permuted, per draw, to best match a reference: the draw of highest
         density, then the mean of the relabelled draws), None (no relabelling) or a dict
         site -> component axis in the site's own shape.
-    ordered : instead of matching, sort the components of every draw by their 1-D ``means``.
+    ordered : instead of matching, sort the components of every draw by a 1-D component site:
+        True sorts by ``means`` (or ``rates`` in a model without means), a string names the
+        site.
     Returns FitResult with method "nuts"; samples are (num_chains * num_samples, ...) chain
     after chain, ``inference_data`` has (chain, draw) dims, diagnostics hold r_hat_max,
     ess_bulk_min (over latent sites, after relabelling), divergences and an ArviZ summary.
@@ -66,28 +69,39 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
     if not info.latent:
         raise ValueError("the model has no latent sample sites: nothing to sample")
     axes = _relabel_axes(relabel, info, ordered)
+    order_site = _ordered_site(ordered, axes, info)
     inits = _chain_inits(init, info, num_chains)
 
-    kernel = NUTS(model, init_strategy=init_to_value(values=init) if isinstance(init, dict)
-                  else init_strategy, target_accept_prob=target_accept_prob,
-                  max_tree_depth=max_tree_depth, dense_mass=dense_mass)
+    def make_kernel():
+        strategy = init_to_value(values=init) if isinstance(init, dict) else init_strategy
+        return NUTS(model, init_strategy=strategy, target_accept_prob=target_accept_prob,
+                    max_tree_depth=max_tree_depth, dense_mass=dense_mass)
+
+    # numpyro's eager initialisation (op by op) costs more than compiling it; lax.map over the
+    # chains (not numpyro's vmapped init) keeps the kernel unbatched and compiles faster
+    kernel = make_kernel()
     keys = jax.random.split(jax.random.PRNGKey(seed), num_chains)
-    try:
-        if chain_method == "vectorized":
-            states = kernel.init(keys, num_warmup, inits, args, kwargs)
-        else:
-            states = stack_trees([kernel.init(keys[c], num_warmup, None if inits is None else
-                                              tree_index(inits, c), args, kwargs)
-                                  for c in range(num_chains)])
-    except RuntimeError as e:  # numpyro: "Cannot find valid initial parameters..."
-        raise FitError(f"nuts: initialisation failed: {e}") from e
+
+    def init_chains(keys, inits):
+        def one(arg):
+            key, values = arg
+            return kernel.init(key, num_warmup, values, args, kwargs)
+        return jax.lax.map(one, (keys, inits))
+
+    init_c, compile_time = compile_timed(init_chains, keys, inits)
+    states = init_c(keys, inits)
     constrain = kernel.postprocess_fn(args, kwargs)
     chunk = _chunk_size(num_warmup, num_samples, 100 if progress_bar else 10**9)
 
     def advance(states):
+        if chain_method == "vectorized":
+            sample = jax.vmap(kernel.sample, in_axes=(0, None, None))
+        else:
+            sample = kernel.sample
+
         def run(state):
             def step(s, _):
-                s = kernel.sample(s, args, kwargs)
+                s = sample(s, args, kwargs)
                 return s, (s.z, s.potential_energy, s.diverging, s.num_steps, s.accept_prob)
             return jax.lax.scan(step, state, None, length=chunk)
 
@@ -99,9 +113,8 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
         draws = jax.vmap(jax.vmap(constrain))(z)
         return states, (draws, pe, div, n, acc)
 
-    t0 = time.perf_counter()
-    advance_c = jax.jit(advance).lower(states).compile()
-    compile_time = time.perf_counter() - t0
+    advance_c, dt = compile_timed(advance, states)
+    compile_time += dt
     kept = []
     total = num_warmup + num_samples
     with tqdm(total=total, desc="nuts", disable=not progress_bar) as bar:
@@ -119,8 +132,8 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
 
     perm = None
     if axes:
-        if ordered:
-            samples, perm = sort_by_mean(samples, axes)
+        if order_site:
+            samples, perm = sort_by_mean(samples, axes, order_site)
         else:
             samples, perm = relabel_to_reference(samples, axes,
                                                  reference_draw=int(np.argmin(pe.ravel())))
@@ -165,6 +178,22 @@ def _relabel_axes(relabel, info, ordered):
     if ordered and not axes:
         raise ValueError("ordered=True needs component sites (a 'components' plate or relabel)")
     return axes
+
+
+def _ordered_site(ordered, axes, info):
+    """The component site to sort by (checked to hold one number per component), or None."""
+    if not ordered:
+        return None
+    site = ordered if isinstance(ordered, str) else (
+        "means" if "means" in axes or "rates" not in axes else "rates")
+    if site not in axes:
+        raise ValueError(f"ordered needs a component site {site!r}; the model's component "
+                         f"sites are {sorted(axes)}")
+    shape = info.shapes[site]
+    if len(shape) > 2 or (len(shape) == 2 and shape[1 - axes[site]] != 1):
+        raise ValueError(f"ordered=True needs 1-D {site} (one value per component), the site "
+                         f"has shape {shape}")
+    return site
 
 
 def _chain_inits(init, info, num_chains):

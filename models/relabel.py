@@ -16,13 +16,13 @@ def component_axes(info, plate="components"):
     for name, site in info.latent.items():
         for frame in site["cond_indep_stack"]:
             if frame.name == plate:
-                batch_ndim = np.ndim(site["value"]) - site["fn"].event_dim
+                batch_ndim = len(info.shapes[name]) - site["fn"].event_dim
                 axes[name], k = batch_ndim + frame.dim, frame.size
     if k is not None:
         for name, site in info.latent.items():
             if (name not in axes and site["fn"].support is constraints.simplex
-                    and np.shape(site["value"])[-1] == k):
-                axes[name] = np.ndim(site["value"]) - 1
+                    and info.shapes[name][-1:] == (k,)):
+                axes[name] = len(info.shapes[name]) - 1
     return axes
 
 
@@ -72,7 +72,8 @@ def relabel_to_reference(samples, axes, reference_draw=0, max_iter=20):
 
 def sort_by_mean(samples, axes, site="means"):
     """Order components by increasing 1-D ``site`` value in every draw (identifiability by an
-    ordering constraint). The site must hold one number per component."""
+    ordering constraint). The site must hold one number per component.
+    Returns (relabelled samples, perm (S, K))."""
     if site not in axes:
         raise ValueError(f"ordered=True needs a component site {site!r}; the model's component "
                          f"sites are {sorted(axes)}")

@@ -11,13 +11,13 @@ import numpyro
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import (AutoLowRankMultivariateNormal, AutoMultivariateNormal,
                                      AutoNormal)
-from numpyro.infer.initialization import init_to_median
+from numpyro.infer.initialization import init_to_uniform
 
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             init_loc_fn, posterior_inference_data, require_finite, to_numpy,
                             with_deterministic)
-from models._model_info import inspect_model, stack_trees, tree_index
-from models._svi_loop import run_restarts
+from models._model_info import compile_timed, inspect_model, tree_index
+from models._svi_loop import init_states, ready_svi, run_restarts
 from models.result import FitError, FitResult
 
 GUIDES = {"mean_field": AutoNormal, "full_rank": AutoMultivariateNormal,
@@ -27,7 +27,7 @@ GUIDES = {"mean_field": AutoNormal, "full_rank": AutoMultivariateNormal,
 def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
            num_steps=5000, learning_rate=0.01, num_particles=1, window=250, tol=1e-4,
            init_scale=0.1, rank=None, num_samples=1000, elbo_particles=2000,
-           init_strategy=init_to_median, progress_bar=False, model_kwargs=None, **kwargs):
+           init_strategy=init_to_uniform, progress_bar=False, model_kwargs=None, **kwargs):
     """Fit q(theta) by maximising the ELBO (a bound on the evidence log p(X)).
 
     guide : "mean_field" (AutoNormal), "full_rank" (AutoMultivariateNormal), "low_rank"
@@ -38,9 +38,12 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
     num_steps, learning_rate, num_particles, window, tol : Adam on the num_particles-sample
         ELBO estimate; a restart stops when its mean loss over ``window`` steps changes by less
         than tol (relative) + 2 standard errors, twice in a row. The kept restart has the best
-        mean objective over its last window.
+        mean objective over its last window; the fitted guide has the variational parameters
+        averaged over that window (Polyak-Ruppert averaging of the stochastic iterates).
     num_samples : draws from the fitted guide (``samples``; ``params`` is their mean).
-    elbo_particles : particles of the final ELBO estimate (``elbo``, ``elbo_se``).
+    elbo_particles : at least this many independent ELBO estimates (each with num_particles
+        particles; rounded up to a multiple of ``window``) at the fitted guide give ``elbo``
+        (their mean) and ``elbo_se`` (its Monte-Carlo standard error).
     Returns FitResult with method "vi_<guide>" and objective "elbo_vi".
     """
     t_start = time.perf_counter()
@@ -57,6 +60,8 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
                              "with init_loc_fn=numpyro.infer.init_to_value(values=...)")
     else:
         raise ValueError(f"guide must be a string or a callable, got {type(guide).__name__}")
+    if rank is not None:
+        check_positive_int(rank, "rank")
     for name, v in (("num_steps", num_steps), ("window", window),
                     ("num_particles", num_particles), ("num_samples", num_samples),
                     ("elbo_particles", elbo_particles)):
@@ -69,56 +74,54 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
                          "sites: use fit_map for their maximum likelihood)")
     inits, n_restarts = as_init_list(init, info, n_restarts)
 
-    keys = jax.random.split(jax.random.PRNGKey(seed), n_restarts + 2)
-    svis, states = [], []
-    for r in range(n_restarts):
-        values = inits[r] if r < len(inits) else {}
+    def make_svi(values):
         if method == "vi_custom":
             g = guide
         else:
-            options = {"init_loc_fn": init_loc_fn(values, info, init_strategy),
+            options = {"init_loc_fn": init_loc_fn(values, init_strategy),
                        "init_scale": init_scale}
             if guide == "low_rank" and rank is not None:
-                options["rank"] = check_positive_int(rank, "rank")
+                options["rank"] = rank
             g = GUIDES[guide](model, **options)
-        svi = SVI(model, g, numpyro.optim.Adam(learning_rate),
-                  Trace_ELBO(num_particles=num_particles))
-        init_params = {k: v for k, v in values.items() if k in info.params} or None
-        states.append(svi.init(keys[r], *args, init_params=init_params, **kwargs))
-        svis.append(svi)
-    svi = svis[0]
-    loop = run_restarts(svi, stack_trees(states), args, kwargs, max_steps=num_steps,
-                        window=window, tol=tol, progress_bar=progress_bar, desc=method)
+        return SVI(model, g, numpyro.optim.Adam(learning_rate),
+                   Trace_ELBO(num_particles=num_particles))
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_restarts + 1)
+    states, compile_time = init_states(make_svi, keys[:-1], inits, info, args, kwargs)
+    loop = run_restarts(make_svi, states, args, kwargs, max_steps=num_steps, window=window,
+                        tol=tol, progress_bar=progress_bar, desc=method)
+    compile_time += loop.compile_time
     tail = np.array([-np.mean(l[-window:]) if not f and len(l) else -np.inf
                      for l, f in zip(loop.losses, loop.failed, strict=True)])
     if loop.failed.all():
         raise FitError(f"{method}: every restart ({n_restarts}) hit a non-finite ELBO "
                        f"({int(loop.n_nonfinite.sum())} non-finite values)")
     best = int(np.argmax(tail))
-    params = svi.get_params(tree_index(loop.states, best))
-    require_finite(to_numpy(params), "variational parameters", method)
-
+    # the iterate average over the last window, not the last (jittery) iterate
+    optim = make_svi(None).optim
+    averaged = loop.states._replace(optim_state=jax.vmap(optim.init)(loop.averaged))
+    state = tree_index(averaged, best)
     latent = list(info.latent)
 
-    def final(key):
-        k_elbo, k_draw = jax.random.split(key)
-        one = Trace_ELBO(num_particles=1)
-        elbos = -jax.lax.map(lambda k: one.loss(k, params, model, svi.guide, *args, **kwargs),
-                             jax.random.split(k_elbo, elbo_particles),
-                             batch_size=min(elbo_particles, 100))
+    def final(state, key):
+        svi = ready_svi(make_svi, args, kwargs)
+        params = svi.get_params(state)
         draws = Predictive(svi.guide, params=params, num_samples=num_samples,
-                           return_sites=latent)(k_draw, *args, **kwargs)
-        return elbos, draws
+                           return_sites=latent)(key, *args, **kwargs)
+        return params, draws
 
-    t0 = time.perf_counter()
-    final_c = jax.jit(final).lower(keys[-1]).compile()
-    compile_time = loop.compile_time + time.perf_counter() - t0
-    elbos, draws = final_c(keys[-1])
-    elbos = np.asarray(elbos)
+    final_c, dt = compile_timed(final, state, keys[-1])
+    compile_time += dt
+    params, draws = final_c(state, keys[-1])
+    params = to_numpy(params)
+    require_finite(params, "variational parameters", method)
+    # the final ELBO: fresh one-particle estimates at the kept parameters, from the compiled
+    # training step with the parameters frozen (num_particles per estimate, as in training)
+    elbos = -loop.frozen_losses(elbo_particles, at=averaged)[best]
     n_bad = int((~np.isfinite(elbos)).sum())
     if n_bad:
-        raise FitError(f"{method}: {n_bad} of {elbo_particles} ELBO particles are non-finite "
-                       "at the fitted guide")
+        raise FitError(f"{method}: {n_bad} of {len(elbos)} ELBO estimates are non-finite at "
+                       "the fitted guide")
     samples = to_numpy(with_deterministic(model, args, kwargs, draws, info, batch_ndims=1))
     require_finite(samples, "guide draws", method)
     point = {k: v.mean(0) for k, v in samples.items()}
@@ -126,7 +129,7 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
     conv = bool(loop.converged[best])
     message = (f"{method}: restart {best} of {n_restarts} kept; Adam "
                f"{'converged' if conv else 'hit num_steps'} after {len(loop.losses[best])} "
-               f"steps; ELBO {elbo:.6g} +- {elbo_se:.2g} ({elbo_particles} particles)")
+               f"steps; ELBO {elbo:.6g} +- {elbo_se:.2g} ({len(elbos)} estimates)")
     return FitResult(
         method=method, params=point, samples=samples, objective_name="elbo_vi",
         objective_trace=-loop.losses[best], elbo=elbo, elbo_se=elbo_se,
@@ -137,4 +140,4 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
                      "r_hat_max": None, "ess_bulk_min": None, "message": message,
                      "restart_objectives": tail, "best_restart": best,
                      "n_failed_restarts": int(loop.failed.sum()),
-                     "guide_params": to_numpy(params)})
+                     "guide_params": params})

@@ -1,0 +1,107 @@
+"""The fitting routines take any NumPyro model: a user-defined one fits with all three, a model
+whose density is NaN is reported as failed, and bad options are rejected before any work."""
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import models
+from models import FitError
+
+
+def regression(x, y=None):
+    """A user's model, unrelated to mixtures: y = a + b x + noise."""
+    a = numpyro.sample("a", dist.Normal(0.0, 10.0))
+    b = numpyro.sample("b", dist.Normal(0.0, 10.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(5.0))
+    with numpyro.plate("n", len(x)):
+        numpyro.sample("y", dist.Normal(a + b * x, sigma), obs=y)
+
+
+def regression_guide(x, y=None):
+    """A user's own (mean-field) guide."""
+    for name in ("a", "b"):
+        loc = numpyro.param(f"{name}_loc", 0.0)
+        scale = numpyro.param(f"{name}_scale", 0.5, constraint=dist.constraints.positive)
+        numpyro.sample(name, dist.Normal(loc, scale))
+    loc = numpyro.param("log_sigma_loc", 0.0)
+    numpyro.sample("sigma", dist.LogNormal(loc, numpyro.param(
+        "log_sigma_scale", 0.3, constraint=dist.constraints.positive)))
+
+
+def nan_model(y):
+    theta = numpyro.sample("theta", dist.Normal(0.0, 1.0))
+    numpyro.factor("broken", jnp.log(-1.0 - theta**2))  # log of a negative number: NaN
+    numpyro.sample("y", dist.Normal(theta, 1.0), obs=y)
+
+
+@pytest.fixture(scope="module")
+def line():
+    rng = np.random.default_rng(31)
+    x = rng.uniform(-2, 2, 80)
+    return x, 1.5 - 0.8 * x + 0.3 * rng.normal(size=80)
+
+
+def test_user_model_fits_with_all_three(line):
+    x, y = line
+    ols = np.polyfit(x, y, 1)[::-1]  # (a, b)
+
+    m = models.fit_map(regression, x, y, progress_bar=True)
+    assert m.method == "map" and m.converged, m.diagnostics["message"]
+    np.testing.assert_allclose([m.params["a"], m.params["b"]], ols, atol=5e-3)
+
+    n = models.fit_nuts(regression, x, y=y, num_warmup=300, num_samples=500)
+    assert n.diagnostics["r_hat_max"] < 1.01 and n.diagnostics["divergences"] == 0
+    assert n.diagnostics["relabel_axes"] == {}  # not a mixture: nothing to relabel
+
+    for guide in ("mean_field", regression_guide):
+        v = models.fit_vi(regression, x, y, guide=guide)
+        assert v.method == ("vi_mean_field" if guide == "mean_field" else "vi_custom")
+        for name in ("a", "b", "sigma"):  # VI and NUTS agree on the posterior
+            sd = n.samples[name].std()
+            assert abs(v.params[name] - n.params[name]) < 0.5 * sd, (name, guide)
+        assert np.isfinite(v.elbo) and v.elbo_se > 0
+
+
+def test_nan_model_is_reported_as_failed():
+    y = np.array([0.1, -0.3, 0.2])
+    with pytest.raises(FitError, match="non-finite"):
+        models.fit_map(nan_model, y, num_steps=200)
+    with pytest.raises(FitError, match="non-finite"):
+        models.fit_vi(nan_model, y, num_steps=200)
+    with pytest.raises(FitError, match="non-finite"):
+        models.fit_nuts(nan_model, y, num_warmup=20, num_samples=20, num_chains=1)
+
+
+X = np.random.default_rng(0).normal(size=(30, 2))
+X_NAN = X.copy()
+X_NAN[3, 1] = np.nan
+GM = models.gaussian_mixture
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: models.fit_map(GM, X_NAN, 2), "NaN"),
+    (lambda: models.fit_map(GM, X, 0), "n_components"),
+    (lambda: models.fit_map(GM, X[:, :, None], 2), "shape"),
+    (lambda: models.fit_map(GM, X, 2, covariance_type="round"), "covariance_type"),
+    (lambda: models.fit_map(GM, X, 2, init={"mean": np.zeros((2, 2))}), "mean"),
+    (lambda: models.fit_map(GM, X, 2, init={"means": np.zeros((3, 2))}), "shape"),
+    (lambda: models.fit_map(GM, X, 2, prior="default",
+                            init={"weights": np.array([0.5, 0.6])}), "support"),
+    (lambda: models.fit_map(GM, X, 2, num_steps=0), "num_steps"),
+    (lambda: models.fit_map(GM, X, 2, n_restarts=0), "n_restarts"),
+    (lambda: models.fit_vi(GM, X, 2, prior="default", guide="banana"), "guide"),
+    (lambda: models.fit_vi(GM, X, 2), "latent sample sites"),
+    (lambda: models.fit_vi(GM, X, 2, prior="default", guide=regression_guide,
+                           init={"means": np.zeros((2, 2))}), "custom guide"),
+    (lambda: models.fit_nuts(GM, X, 2), "param sites"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", chain_method="parallel"),
+     "chain_method"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", ordered=True), "1-D"),
+    (lambda: models.fit_map(lambda: None), "nothing to fit"),
+])
+def test_bad_options_raise_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
