@@ -44,6 +44,9 @@ def as_init_list(init, info, n_restarts, what="restart"):
     sites = {**info.latent, **info.params}
     checked = []
     for i, values in enumerate(inits):
+        # values for deterministic sites (e.g. the fixed weights of a one-component mixture)
+        # follow from the others: dropped
+        values = {k: v for k, v in values.items() if k not in info.deterministic}
         unknown = sorted(set(values) - set(sites))
         if unknown:
             raise ValueError(f"init[{i}] names {unknown}, which are not latent or param sites "

@@ -15,8 +15,8 @@ from numpyro.infer import NUTS
 from numpyro.infer.initialization import init_to_uniform, init_to_value
 from tqdm.auto import tqdm
 
-from models._common import (check_positive_float, check_positive_int, posterior_inference_data,
-                            require_finite)
+from models._common import (as_init_list, check_positive_float, check_positive_int,
+                            posterior_inference_data, require_finite)
 from models._model_info import compile_timed, inspect_model, stack_trees
 from models.relabel import component_axes, relabel_to_reference, sort_by_mean
 from models.result import FitError, FitResult
@@ -70,10 +70,10 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
         raise ValueError("the model has no latent sample sites: nothing to sample")
     axes = _relabel_axes(relabel, info, ordered)
     order_site = _ordered_site(ordered, axes, info)
-    inits = _chain_inits(init, info, num_chains)
+    start, inits = _chain_inits(init, info, num_chains)
 
     def make_kernel():
-        strategy = init_to_value(values=init) if isinstance(init, dict) else init_strategy
+        strategy = init_to_value(values=start) if start else init_strategy
         return NUTS(model, init_strategy=strategy, target_accept_prob=target_accept_prob,
                     max_tree_depth=max_tree_depth, dense_mass=dense_mass)
 
@@ -197,17 +197,15 @@ def _ordered_site(ordered, axes, info):
 
 
 def _chain_inits(init, info, num_chains):
-    """None / dict -> None (the kernel's init strategy does it); list -> stacked unconstrained
-    values (num_chains, ...) per latent site."""
-    if init is None or isinstance(init, dict):
-        if isinstance(init, dict):
-            unknown = sorted(set(init) - set(info.latent))
-            if unknown:
-                raise ValueError(f"init names {unknown}, which are not latent sites")
-        return None
-    if not (isinstance(init, list | tuple) and len(init) == num_chains
-            and all(isinstance(i, dict) and set(i) == set(info.latent) for i in init)):
+    """-> (values for init_to_value or None, stacked unconstrained values (num_chains, ...)
+    per latent site or None). Values are checked against the sites' shapes and supports."""
+    if init is None:
+        return None, None
+    if isinstance(init, dict):
+        return as_init_list(init, info, 1, what="chain")[0][0], None
+    checked, _ = as_init_list(init, info, num_chains, what="chain")
+    if len(checked) != num_chains or any(set(c) != set(info.latent) for c in checked):
         raise ValueError(f"init must be None, a dict, or a list of {num_chains} dicts each "
                          f"giving every latent site {sorted(info.latent)}")
-    return stack_trees([{k: biject_to(info.latent[k]["fn"].support).inv(jnp.asarray(v, float))
-                         for k, v in i.items()} for i in init])
+    return None, stack_trees([{k: biject_to(info.latent[k]["fn"].support).inv(v)
+                               for k, v in c.items()} for c in checked])

@@ -1,5 +1,6 @@
-"""The fitting routines take any NumPyro model: a user-defined one fits with all three, a model
-whose density is NaN is reported as failed, and bad options are rejected before any work."""
+"""The fitting routines take any NumPyro model (the README example fits one with all three): a
+user's own guide works, a model whose density is NaN is reported as failed, and bad options are
+rejected before any work."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -44,25 +45,17 @@ def line():
     return x, 1.5 - 0.8 * x + 0.3 * rng.normal(size=80)
 
 
-def test_user_model_fits_with_all_three(line):
+def test_user_guide(line):
+    """A guide written by the user (the README example covers the autoguides and NUTS)."""
     x, y = line
-    ols = np.polyfit(x, y, 1)[::-1]  # (a, b)
-
-    m = models.fit_map(regression, x, y, progress_bar=True)
-    assert m.method == "map" and m.converged, m.diagnostics["message"]
-    np.testing.assert_allclose([m.params["a"], m.params["b"]], ols, atol=5e-3)
-
-    n = models.fit_nuts(regression, x, y=y, num_warmup=300, num_samples=500)
-    assert n.diagnostics["r_hat_max"] < 1.01 and n.diagnostics["divergences"] == 0
-    assert n.diagnostics["relabel_axes"] == {}  # not a mixture: nothing to relabel
-
-    for guide in ("mean_field", regression_guide):
-        v = models.fit_vi(regression, x, y, guide=guide)
-        assert v.method == ("vi_mean_field" if guide == "mean_field" else "vi_custom")
-        for name in ("a", "b", "sigma"):  # VI and NUTS agree on the posterior
-            sd = n.samples[name].std()
-            assert abs(v.params[name] - n.params[name]) < 0.5 * sd, (name, guide)
-        assert np.isfinite(v.elbo) and v.elbo_se > 0
+    v = models.fit_vi(regression, x, y, guide=regression_guide, num_samples=400)
+    assert v.method == "vi_custom" and np.isfinite(v.elbo) and v.elbo_se > 0
+    assert set(v.samples) == {"a", "b", "sigma"} and v.samples["a"].shape == (400,)
+    assert set(v.diagnostics["guide_params"]) == {"a_loc", "a_scale", "b_loc", "b_scale",
+                                                  "log_sigma_loc", "log_sigma_scale"}
+    ols = np.polyfit(x, y, 1)[::-1]
+    for name, value in zip(("a", "b"), ols, strict=True):
+        assert abs(v.params[name] - value) < 3 * v.samples[name].std(), name
 
 
 def test_nan_model_is_reported_as_failed():
