@@ -98,7 +98,8 @@ def lbfgs(fun, x0, max_iter=500, memory=10, rtol=1e-13, gtol=1e-9, max_eval=None
         d_new = _direction(g, s_mem, y_mem, n_mem)
         d_new = jnp.where(jnp.dot(d_new, g) < 0, d_new, -g)  # keep a descent direction
         # first real step: a gradient step whose largest coordinate moves by one unit
-        d_new = jnp.where(first, -g / jnp.maximum(jnp.max(jnp.abs(g)), 1e-300), d_new)
+        tiny = jnp.finfo(g.dtype).tiny
+        d_new = jnp.where(first, -g / jnp.maximum(jnp.max(jnp.abs(g)), tiny), d_new)
         direction = jnp.where(ok, d_new, s.direction)
         step = jnp.where(ok, 1.0, 0.5 * s.step)
         n_iter = s.n_iter + ok

@@ -55,7 +55,7 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
     """
     t_start = time.perf_counter()
     kwargs = {**kwargs, **(model_kwargs or {})}
-    num_warmup = check_positive_int(num_warmup, "num_warmup")
+    num_warmup = check_positive_int(num_warmup, "num_warmup", minimum=0)
     num_samples = check_positive_int(num_samples, "num_samples")
     num_chains = check_positive_int(num_chains, "num_chains")
     check_positive_int(max_tree_depth, "max_tree_depth")
@@ -118,10 +118,10 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
     kept = []
     total = num_warmup + num_samples
     with tqdm(total=total, desc="nuts", disable=not progress_bar) as bar:
-        for start in range(0, total, chunk):
+        for step in range(0, total, chunk):
             states, out = advance_c(states)
             out = jax.tree.map(np.asarray, out)
-            if start >= num_warmup:
+            if step >= num_warmup:
                 kept.append(out)
             bar.update(chunk)
     draws, pe, div, n_leap, acc = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *kept)
@@ -141,12 +141,12 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
              "step_size": np.broadcast_to(np.asarray(states.adapt_state.step_size)[:, None],
                                           div.shape)}
     idata = posterior_inference_data(samples, num_chains, sample_stats=stats)
-    latent = [k for k in info.latent]
-    summary = az.summary(idata, var_names=latent, kind="diagnostics", round_to="none")
-    r_hat_max = float(summary["r_hat"].max()) if num_chains > 1 else float("nan")
-    ess_min = float(summary["ess_bulk"].min())
+    summary = az.summary(idata, var_names=list(info.latent), kind="diagnostics", round_to="none")
+    # numpy, not pandas: a NaN (a stuck chain) must propagate, not be skipped
+    r_hat_max = float(np.max(summary["r_hat"].to_numpy())) if num_chains > 1 else float("nan")
+    ess_min = float(np.min(summary["ess_bulk"].to_numpy()))
     divergences = int(div.sum())
-    converged = bool(divergences == 0 and r_hat_max < 1.01)
+    converged = bool(divergences == 0 and (num_chains == 1 or r_hat_max < 1.01))
     message = (f"nuts: {num_chains} chains x {num_samples} draws ({chain_method}), "
                f"{divergences} divergences, max r_hat {r_hat_max:.4f}, min bulk ESS "
                f"{ess_min:.0f}" + ("" if perm is None else

@@ -39,8 +39,8 @@ class FitResult:
     wall_time       seconds for the whole call, compilation included.
     compile_time    the part of ``wall_time`` spent tracing and compiling (run time is the
                     difference).
-    converged       optimiser: the convergence test passed; NUTS: no divergences and
-                    r_hat_max < 1.01.
+    converged       optimiser: the convergence test passed; NUTS: no divergences and (with
+                    several chains) r_hat_max < 1.01.
     n_steps         optimiser steps (Adam plus polishing) or NUTS draws per chain.
     diagnostics     at least n_nonfinite, divergences, r_hat_max, ess_bulk_min, message (None
                     where not applicable), plus method-specific entries.

@@ -48,7 +48,8 @@ def line():
 def test_user_guide(line):
     """A guide written by the user (the README example covers the autoguides and NUTS)."""
     x, y = line
-    v = models.fit_vi(regression, x, y, guide=regression_guide, num_samples=400)
+    v = models.fit_vi(regression, x, y, guide=regression_guide, num_samples=400,
+                      progress_bar=True)
     assert v.method == "vi_custom" and np.isfinite(v.elbo) and v.elbo_se > 0
     assert set(v.samples) == {"a", "b", "sigma"} and v.samples["a"].shape == (400,)
     assert set(v.diagnostics["guide_params"]) == {"a_loc", "a_scale", "b_loc", "b_scale",

@@ -48,7 +48,8 @@ def test_nuts_recovers_a_gaussian_mixture(diag_mixture):
 
 def test_nuts_ordered_poisson_mixture(poisson_counts):
     res = models.fit_nuts(models.poisson_mixture, poisson_counts, 2, prior="default",
-                          num_warmup=300, num_samples=1500, ordered=True, seed=0)
+                          num_warmup=300, num_samples=1500, ordered=True, seed=0,
+                          chain_method="vectorized")
     rates = res.samples["rates"][:, :, 0]
     assert np.all(rates[:, 0] <= rates[:, 1])
     assert res.diagnostics["r_hat_max"] < 1.01, res.diagnostics["message"]
