@@ -8,11 +8,13 @@ parent process stores outcomes (so remote Dask workers need no shared disk).
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+import jax
 import numpy as np
 
 from . import alignment, metrics
@@ -21,6 +23,7 @@ from .methods import METHODS
 from .problem import Problem, build_problem
 
 REFERENCE_METHOD = "em"
+MEMORY_BUDGET_GB = float(os.environ.get("MIXBENCH_WORKER_MEMORY_GB", "1.5"))
 
 
 @dataclass
@@ -132,6 +135,26 @@ def run_cell(cell: Cell, imports=()) -> CellOutcome:
 
     imports: modules to import first (the grid's own registrations; a fresh worker process
     knows only the built-ins)."""
+    try:
+        return _run_cell(cell, imports)
+    finally:
+        # compiled programs of every shape pile up in a long-lived worker (about 0.1 GB per
+        # dataset and method); past a budget they are dropped (the persistent compilation
+        # cache still holds them on disk)
+        if resident_gb() > MEMORY_BUDGET_GB:
+            jax.clear_caches()
+
+
+def resident_gb() -> float:
+    """Resident memory of this process in GiB (0 where /proc is unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+
+
+def _run_cell(cell, imports):
     row = identity_columns(cell)
     start = time.perf_counter()
     try:

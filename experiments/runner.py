@@ -101,9 +101,14 @@ def run_grid(cells: list[Cell], out, *, jobs=1, scheduler=None, progress=True,
     Each outcome is written to the store the moment it arrives. On KeyboardInterrupt the
     pending cells are cancelled and the interrupt propagates; finished cells stay stored.
     """
-    start = time.perf_counter()
     store = ResultStore(out)
-    store.root.mkdir(parents=True, exist_ok=True)
+    with store.exclusive():
+        return _run_locked(cells, store, jobs, scheduler, progress, retry_failed, cell_fn, imports)
+
+
+def _run_locked(cells, store, jobs, scheduler, progress, retry_failed, cell_fn, imports):
+    start = time.perf_counter()
+    store.remove_stale_temporaries()  # the lock makes this process the only writer
     todo, skipped = pending_cells(cells, store, retry_failed)
     done = failed = 0
     bar = tqdm(total=len(cells), initial=skipped, desc="cells", unit="cell",

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,7 @@ class ResultStore:
             np.savez(buf, **arrays)
             atomic_write_bytes(d / "fit.npz", buf.getvalue())
         if inference_data is not None:
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=".posterior.", suffix=".nc")
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".posterior.nc.", suffix=".tmp")
             os.close(fd)
             try:
                 inference_data.to_netcdf(tmp, engine="h5netcdf")
@@ -104,6 +105,35 @@ class ResultStore:
             atomic_write_text(d / "error.txt", error_text)
         atomic_write_text(d / "row.json", json.dumps(row, default=_json_default, indent=1))
         self.write_table()
+
+    @contextmanager
+    def exclusive(self):
+        """Hold an advisory lock on the folder for a run: a second run into the same folder
+        stops with ValueError instead of interleaving writes. Released when the process ends,
+        however it ends."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            yield
+            return
+        with open(self.root / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ValueError(f"another run is writing to {str(self.root)!r}; wait for it "
+                                 "or choose another --out") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete temporary files a killed run left behind (never a finished file)."""
+        stale = list(self.root.glob(".*.tmp")) + list(self.cells_dir.glob("*/.*.tmp"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
 
     def rows(self) -> pd.DataFrame:
         """All rows as a DataFrame in a stable order (not the order cells finished in)."""

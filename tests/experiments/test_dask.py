@@ -8,7 +8,7 @@ from experiments.store import ResultStore
 
 GRID = """
 [[grid]]
-datasets = [{name = "generated", n = 100, d = 2, k = 2}, {name = "poisson_two_rates", n = 150}]
+datasets = [{name = "generated", n = 120, d = 2, k = 2}, {name = "poisson_two_rates", n = 150}]
 n_components = [1, 2]
 methods = ["em", "map_em", "sklearn_em"]
 """

@@ -16,15 +16,15 @@ from experiments.store import ResultStore
 GRID = """
 title = "end-to-end test"
 [[grid]]
-datasets = [{name = "generated", n = 150, d = 2, k = 2}]
+datasets = [{name = "generated", n = 120, d = 2, k = 2}]
 n_components = [2]
 methods = ["em", "map_em", "hard_em", "sklearn_em", "sklearn_vb"]
 [[grid]]
-datasets = [{name = "generated", n = 150, d = 2, k = 2}]
+datasets = [{name = "generated", n = 120, d = 2, k = 2}]
 n_components = [1, 3]
 methods = ["em"]
 [[grid]]
-datasets = [{name = "poisson_two_rates", n = 200}]
+datasets = [{name = "poisson_two_rates", n = 150}]
 n_components = [2]
 methods = ["em", "map_em", "sklearn_em"]
 """
