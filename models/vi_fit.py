@@ -25,7 +25,7 @@ GUIDES = {"mean_field": AutoNormal, "full_rank": AutoMultivariateNormal,
 
 
 def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
-           num_steps=5000, learning_rate=0.01, num_particles=1, window=250, tol=1e-4,
+           num_steps=10000, learning_rate=0.01, num_particles=1, window=500, tol=1e-4,
            init_scale=0.1, rank=None, num_samples=1000, elbo_particles=2000,
            init_strategy=init_to_uniform, progress_bar=False, model_kwargs=None, **kwargs):
     """Fit q(theta) by maximising the ELBO (a bound on the evidence log p(X)).
