@@ -23,6 +23,8 @@ def as_data(X, name: str, min_ndim: int = 1, max_ndim: int = 2):
         X = np.asarray(X, dtype=float)
         if not np.all(np.isfinite(X)):
             raise ValueError(f"{name} contains NaN or inf")
+    else:  # traced: shape checks only; integer counts become floats as above
+        X = X.astype(jax.numpy.result_type(float))
     return X if ndim == 2 else X[:, None]
 
 

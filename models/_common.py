@@ -79,15 +79,20 @@ def init_loc_fn(values, default):
     return init_to_value(values=values) if values else default
 
 
-def with_deterministic(model, args, kwargs, values, info, batch_ndims):
+def with_deterministic(model, margs, values, info, batch_ndims):
     """Add the model's deterministic sites to ``values`` (site -> array with ``batch_ndims``
     leading draw axes: 0 for a point, 1 for draws)."""
     if not info.deterministic:
         return values
     v = values if batch_ndims == 1 else jax.tree.map(lambda x: x[None], values)
-    det = jax.jit(lambda v: Predictive(model, posterior_samples=v, batch_ndims=1,
-                                       return_sites=list(info.deterministic))(
-        jax.random.PRNGKey(0), *args, **kwargs))(v)
+
+    def run(v, dyn):
+        args, kwargs = margs.rebuild(dyn)
+        return Predictive(model, posterior_samples=v, batch_ndims=1,
+                          return_sites=list(info.deterministic))(
+            jax.random.PRNGKey(0), *args, **kwargs)
+
+    det = jax.jit(run)(v, margs.dyn)
     if batch_ndims == 0:
         det = jax.tree.map(lambda x: x[0], det)
     return {**values, **det}

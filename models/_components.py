@@ -40,10 +40,15 @@ class GaussianComponents(dist.Distribution):
         super().__init__(batch_shape=(k,), event_shape=(d,), validate_args=validate_args)
 
     def log_prob(self, value):
-        """value (..., D) or (..., K, D) -> (..., K)."""
+        """value (..., D) or (..., 1, D) (one point for every component, as MixtureSameFamily
+        passes it) or (..., K, D) -> (..., K)."""
         d = self.event_shape[0]
-        z = (jnp.matmul(value[..., None, :], self.prec_chol)[..., 0, :]
-             - jnp.einsum("kd,kde->ke", self.means, self.prec_chol))
+        if value.ndim == 1 or value.shape[-2] == 1:
+            x = value if value.ndim == 1 else value[..., 0, :]
+            xp = jnp.einsum("...d,kde->...ke", x, self.prec_chol)  # one (N, D) x (D, K D) GEMM
+        else:
+            xp = jnp.einsum("...kd,kde->...ke", value, self.prec_chol)
+        z = xp - jnp.einsum("kd,kde->ke", self.means, self.prec_chol)
         half_logdet = jnp.sum(jnp.log(jnp.diagonal(self.prec_chol, axis1=-2, axis2=-1)), -1)
         return half_logdet - 0.5 * (d * math.log(2.0 * math.pi) + jnp.sum(z**2, -1))
 

@@ -5,9 +5,11 @@ compilation helpers."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import numpy as np
 from numpyro import handlers
 
 
@@ -40,6 +42,39 @@ def inspect_model(model, args, kwargs) -> ModelInfo:
                              "MixtureSameFamily) or enumerate it before fitting")
     shapes = {n: tuple(jax.numpy.shape(s["value"])) for n, s in {**latent, **params}.items()}
     return ModelInfo(latent, params, shapes, det)
+
+
+class ModelArgs(NamedTuple):
+    """A model's arguments with the arrays pulled out: jitted functions take ``dyn`` as an
+    argument and call ``rebuild(dyn) -> (args, kwargs)``, so that data are inputs of the
+    compiled code, not constants (XLA would constant-fold through large data sets)."""
+    dyn: list
+    rebuild: Callable
+
+
+def prepare_args(model, args, kwargs):
+    """Concrete model arguments: a model may define ``model.prepare_args(*args, **kwargs) ->
+    (args, kwargs)`` to resolve data-dependent defaults (e.g. ``prior="default"``) while the
+    data are still concrete, since the fitting routines then trace the model on array inputs."""
+    prepare = getattr(model, "prepare_args", None)
+    return (tuple(args), dict(kwargs)) if prepare is None else prepare(*args, **kwargs)
+
+
+def split_args(args, kwargs) -> ModelArgs:
+    """Arrays (numpy or JAX) among args and kwargs values become ``dyn``; the rest is static."""
+    is_array = lambda v: isinstance(v, np.ndarray | jax.Array)  # noqa: E731
+    pos = [i for i, a in enumerate(args) if is_array(a)]
+    names = [k for k, v in kwargs.items() if is_array(v)]
+
+    def rebuild(dyn):
+        a, kw = list(args), dict(kwargs)
+        for i, v in zip(pos, dyn[: len(pos)], strict=True):
+            a[i] = v
+        for k, v in zip(names, dyn[len(pos):], strict=True):
+            kw[k] = v
+        return tuple(a), kw
+
+    return ModelArgs([args[i] for i in pos] + [kwargs[k] for k in names], rebuild)
 
 
 def compile_timed(fn, *example_args):

@@ -46,43 +46,46 @@ def ready_svi(make_svi, args, kwargs):
     return svi
 
 
-def init_states(make_svi, keys, inits, info, args, kwargs):
+def init_states(make_svi, keys, inits, info, margs):
     """One SVI state per key, stacked: the first len(inits) start from those constrained values
     (latent sites through the guide's init_to_value, param sites through init_params), the rest
     from the factory's default. Each kind is one jitted function, compiled once.
     Returns (states, compile seconds)."""
 
-    def from_values(key, values):
+    def from_values(key, values, dyn):
+        args, kwargs = margs.rebuild(dyn)
         latent = {k: v for k, v in values.items() if k in info.latent}
         params = {k: v for k, v in values.items() if k in info.params} or None
         return make_svi(latent or None).init(key, *args, init_params=params, **kwargs)
 
-    def from_default(key):
+    def from_default(key, dyn):
+        args, kwargs = margs.rebuild(dyn)
         return make_svi(None).init(key, *args, **kwargs)
 
     compiled, seconds, states = {}, 0.0, []
     for r, key in enumerate(keys):
         values = inits[r] if r < len(inits) else None
         sig = None if values is None else tuple(sorted(values))
+        ex = (key, margs.dyn) if values is None else (key, values, margs.dyn)
         if sig not in compiled:
-            fn, ex = (from_default, (key,)) if values is None else (from_values, (key, values))
-            compiled[sig], dt = compile_timed(fn, *ex)
+            compiled[sig], dt = compile_timed(from_default if values is None else from_values,
+                                              *ex)
             seconds += dt
-        states.append(compiled[sig](key) if values is None else compiled[sig](key, values))
+        states.append(compiled[sig](*ex))
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states), seconds
 
 
-def run_restarts(make_svi, states, args, kwargs, *, max_steps, window, tol, patience=2,
+def run_restarts(make_svi, states, margs, *, max_steps, window, tol, patience=2,
                  progress_bar=False, desc="svi"):
     """Run ``svi.update`` on every restart until each converges (the window test holds for
     ``patience`` consecutive windows), fails (non-finite loss) or ``max_steps`` is reached.
 
-    states: SVIState stacked over R restarts; the model arguments are closed over (constants of
-    the compiled chunk, as in numpyro's own SVI.run), so models may inspect their data.
+    states: SVIState stacked over R restarts; margs: the model's arguments (ModelArgs).
     """
     n_restarts = jax.tree.leaves(states)[0].shape[0]
 
-    def chunk(states, active):
+    def chunk(states, active, dyn):
+        args, kwargs = margs.rebuild(dyn)
         svi = ready_svi(make_svi, args, kwargs)
 
         get_params = svi.optim.get_params
@@ -105,7 +108,7 @@ def run_restarts(make_svi, states, args, kwargs, *, max_steps, window, tol, pati
         return jax.vmap(one)(states, active)
 
     active = np.ones(n_restarts, bool)
-    compiled, compile_time = compile_timed(chunk, states, active)
+    compiled, compile_time = compile_timed(chunk, states, active, margs.dyn)
 
     converged = np.zeros(n_restarts, bool)
     failed = np.zeros(n_restarts, bool)
@@ -117,7 +120,7 @@ def run_restarts(make_svi, states, args, kwargs, *, max_steps, window, tol, pati
     with tqdm(total=n_chunks * window, desc=desc, disable=not progress_bar) as bar:
         for _ in range(n_chunks):
             was_active = active.copy()
-            states, losses, avg = compiled(states, was_active)
+            states, losses, avg = compiled(states, was_active, margs.dyn)
             losses = np.asarray(losses)
             averaged = avg if averaged is None else jax.tree.map(
                 lambda new, old, m=was_active: jnp.where(
@@ -150,7 +153,7 @@ def run_restarts(make_svi, states, args, kwargs, *, max_steps, window, tol, pati
         states ``at`` (no recompilation)."""
         out, s, frozen = [], states if at is None else at, np.zeros(n_restarts, bool)
         for _ in range(-(-n // window)):
-            s, batch, _ = compiled(s, frozen)
+            s, batch, _ = compiled(s, frozen, margs.dyn)
             out.append(np.asarray(batch))
         return np.concatenate(out, axis=1)
 

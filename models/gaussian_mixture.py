@@ -35,7 +35,8 @@ def resolve_gaussian_prior(prior, X, n_components, covariance_type):
             raise ValueError(f"prior must be None, 'default' or a GaussianMixturePrior, "
                              f"got {prior!r}")
         if not is_concrete(X):
-            raise ValueError("prior='default' needs concrete data; build the prior outside jit")
+            raise ValueError("prior='default' needs concrete data: resolve it before tracing "
+                             "(gaussian_mixture.prepare_args, which the fit_* routines call)")
         prior = GaussianMixturePrior.default(X, n_components, covariance_type)
     if not isinstance(prior, GaussianMixturePrior):
         raise ValueError(f"prior must be None, 'default' or a GaussianMixturePrior, "
@@ -81,6 +82,19 @@ def gaussian_mixture(X, n_components, covariance_type="full", prior=None):
     with numpyro.plate("data", n):
         numpyro.sample("obs", dist.MixtureSameFamily(dist.Categorical(probs=weights),
                                                      components), obs=X)
+
+
+def _prepare_args(X, n_components, covariance_type="full", prior=None):
+    """Concrete arguments for tracing: ``prior="default"`` becomes the GaussianMixturePrior
+    it stands for (the fit_* routines call this before passing X as a traced array)."""
+    if isinstance(prior, str) and prior == "default" and is_concrete(X):
+        x = as_data(X, "X")
+        prior = GaussianMixturePrior.default(x, check_n_components(n_components, x.shape[0]),
+                                             check_covariance_type(covariance_type))
+    return (X, n_components), {"covariance_type": covariance_type, "prior": prior}
+
+
+gaussian_mixture.prepare_args = _prepare_args
 
 
 def _prior_sites(prior, k, d):

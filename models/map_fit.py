@@ -17,7 +17,7 @@ from numpyro.infer.initialization import init_to_uniform
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             init_loc_fn, require_finite, to_numpy, with_deterministic)
 from models._lbfgs import lbfgs
-from models._model_info import compile_timed, inspect_model
+from models._model_info import compile_timed, inspect_model, prepare_args, split_args
 from models._svi_loop import init_states, ready_svi, run_restarts
 from models.result import FitError, FitResult
 
@@ -58,7 +58,9 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
     polish_maxiter = check_positive_int(polish_maxiter, "polish_maxiter")
     check_positive_float(learning_rate, "learning_rate")
     check_positive_float(tol, "tol")
+    args, kwargs = prepare_args(model, args, kwargs)
     info = inspect_model(model, args, kwargs)
+    margs = split_args(args, kwargs)
     if not info.latent and not info.params:
         raise ValueError("the model has neither latent sample sites nor param sites: "
                          "nothing to fit")
@@ -71,8 +73,8 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
         return SVI(model, guide, numpyro.optim.Adam(learning_rate), Trace_ELBO())
 
     keys = jax.random.split(jax.random.PRNGKey(seed), n_restarts)
-    states, compile_time = init_states(make_svi, keys, inits, info, args, kwargs)
-    loop = run_restarts(make_svi, states, args, kwargs, max_steps=num_steps, window=window,
+    states, compile_time = init_states(make_svi, keys, inits, info, margs)
+    loop = run_restarts(make_svi, states, margs, max_steps=num_steps, window=window,
                         tol=tol, progress_bar=progress_bar, desc=method)
     compile_time += loop.compile_time
     if loop.failed.all():
@@ -87,7 +89,8 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
     flat = jax.vmap(lambda t: ravel_pytree(t)[0])(u)
     do_polish = polish and flat.shape[1] <= polish_max_dim
 
-    def finish(flat):
+    def finish(flat, dyn):
+        args, kwargs = margs.rebuild(dyn)
         svi = ready_svi(make_svi, args, kwargs)
 
         def loss_fn(x):
@@ -110,9 +113,10 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
             x, f, nit, ok = flat, f0, jnp.zeros(len(f0), int), jnp.zeros(len(f0), bool)
         return jax.vmap(point)(x), x, f, f0, nit, ok
 
-    finish_c, dt = compile_timed(finish, flat)
+    finish_c, dt = compile_timed(finish, flat, margs.dyn)
     compile_time += dt
-    points, x, fun, f_adam, nit, lbfgs_ok = jax.tree.map(np.asarray, finish_c(flat))
+    points, x, fun, f_adam, nit, lbfgs_ok = jax.tree.map(np.asarray,
+                                                         finish_c(flat, margs.dyn))
 
     ok = ~loop.failed & np.isfinite(fun) & np.all(np.isfinite(x), axis=1)
     if not ok.any():
@@ -120,7 +124,7 @@ def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
                        "parameters")
     best = int(np.flatnonzero(ok)[np.argmin(fun[ok])])
     params = {k: v[best] for k, v in points.items()}
-    params = to_numpy(with_deterministic(model, args, kwargs, params, info, batch_ndims=0))
+    params = to_numpy(with_deterministic(model, margs, params, info, batch_ndims=0))
     require_finite(params, "parameters", method)
 
     adam_conv = bool(loop.converged[best])

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             posterior_inference_data, require_finite)
-from models._model_info import compile_timed, inspect_model, stack_trees
+from models._model_info import (compile_timed, inspect_model, prepare_args, split_args,
+                                stack_trees)
 from models.relabel import component_axes, relabel_to_reference, sort_by_mean
 from models.result import FitError, FitResult
 
@@ -62,7 +63,9 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
     check_positive_float(target_accept_prob, "target_accept_prob")
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}")
+    args, kwargs = prepare_args(model, args, kwargs)
     info = inspect_model(model, args, kwargs)
+    margs = split_args(args, kwargs)
     if info.params:
         raise ValueError(f"NUTS needs every parameter as a sample site with a prior; the model "
                          f"has param sites {sorted(info.params)}")
@@ -82,18 +85,21 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
     kernel = make_kernel()
     keys = jax.random.split(jax.random.PRNGKey(seed), num_chains)
 
-    def init_chains(keys, inits):
+    def init_chains(keys, inits, dyn):
+        args, kwargs = margs.rebuild(dyn)
+
         def one(arg):
             key, values = arg
             return kernel.init(key, num_warmup, values, args, kwargs)
         return jax.lax.map(one, (keys, inits))
 
-    init_c, compile_time = compile_timed(init_chains, keys, inits)
-    states = init_c(keys, inits)
-    constrain = kernel.postprocess_fn(args, kwargs)
+    init_c, compile_time = compile_timed(init_chains, keys, inits, margs.dyn)
+    states = init_c(keys, inits, margs.dyn)
     chunk = _chunk_size(num_warmup, num_samples, 100 if progress_bar else 10**9)
 
-    def advance(states):
+    def advance(states, dyn):
+        args, kwargs = margs.rebuild(dyn)
+        constrain = kernel.postprocess_fn(args, kwargs)
         if chain_method == "vectorized":
             sample = jax.vmap(kernel.sample, in_axes=(0, None, None))
         else:
@@ -113,13 +119,13 @@ def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2
         draws = jax.vmap(jax.vmap(constrain))(z)
         return states, (draws, pe, div, n, acc)
 
-    advance_c, dt = compile_timed(advance, states)
+    advance_c, dt = compile_timed(advance, states, margs.dyn)
     compile_time += dt
     kept = []
     total = num_warmup + num_samples
     with tqdm(total=total, desc="nuts", disable=not progress_bar) as bar:
         for step in range(0, total, chunk):
-            states, out = advance_c(states)
+            states, out = advance_c(states, margs.dyn)
             out = jax.tree.map(np.asarray, out)
             if step >= num_warmup:
                 kept.append(out)

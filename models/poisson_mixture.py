@@ -25,7 +25,8 @@ def resolve_poisson_prior(prior, x, n_components):
             raise ValueError(f"prior must be None, 'default' or a PoissonMixturePrior, "
                              f"got {prior!r}")
         if not is_concrete(x):
-            raise ValueError("prior='default' needs concrete data; build the prior outside jit")
+            raise ValueError("prior='default' needs concrete data: resolve it before tracing "
+                             "(poisson_mixture.prepare_args, which the fit_* routines call)")
         prior = PoissonMixturePrior.default(x, n_components)
     if not isinstance(prior, PoissonMixturePrior):
         raise ValueError(f"prior must be None, 'default' or a PoissonMixturePrior, "
@@ -74,3 +75,16 @@ def poisson_mixture(x, n_components, prior=None):
     with numpyro.plate("data", n):
         numpyro.sample("obs", dist.MixtureSameFamily(dist.Categorical(probs=weights),
                                                      dist.Poisson(rates).to_event(1)), obs=x)
+
+
+def _prepare_args(x, n_components, prior=None):
+    """Concrete arguments for tracing: ``prior="default"`` becomes the PoissonMixturePrior it
+    stands for (the fit_* routines call this before passing x as a traced array)."""
+    if isinstance(prior, str) and prior == "default" and is_concrete(x):
+        counts = check_counts(x)
+        prior = PoissonMixturePrior.default(counts, check_n_components(n_components,
+                                                                       counts.shape[0]))
+    return (x, n_components), {"prior": prior}
+
+
+poisson_mixture.prepare_args = _prepare_args

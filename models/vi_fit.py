@@ -16,7 +16,8 @@ from numpyro.infer.initialization import init_to_uniform
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             init_loc_fn, posterior_inference_data, require_finite, to_numpy,
                             with_deterministic)
-from models._model_info import compile_timed, inspect_model, tree_index
+from models._model_info import (compile_timed, inspect_model, prepare_args, split_args,
+                                tree_index)
 from models._svi_loop import init_states, ready_svi, run_restarts
 from models.result import FitError, FitResult
 
@@ -68,7 +69,9 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
         check_positive_int(v, name, minimum=2 if name == "elbo_particles" else 1)
     for name, v in (("learning_rate", learning_rate), ("tol", tol), ("init_scale", init_scale)):
         check_positive_float(v, name)
+    args, kwargs = prepare_args(model, args, kwargs)
     info = inspect_model(model, args, kwargs)
+    margs = split_args(args, kwargs)
     if not info.latent:
         raise ValueError("VI needs latent sample sites; this model has none (only param "
                          "sites: use fit_map for their maximum likelihood)")
@@ -87,8 +90,8 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
                    Trace_ELBO(num_particles=num_particles))
 
     keys = jax.random.split(jax.random.PRNGKey(seed), n_restarts + 1)
-    states, compile_time = init_states(make_svi, keys[:-1], inits, info, args, kwargs)
-    loop = run_restarts(make_svi, states, args, kwargs, max_steps=num_steps, window=window,
+    states, compile_time = init_states(make_svi, keys[:-1], inits, info, margs)
+    loop = run_restarts(make_svi, states, margs, max_steps=num_steps, window=window,
                         tol=tol, progress_bar=progress_bar, desc=method)
     compile_time += loop.compile_time
     tail = np.array([-np.mean(l[-window:]) if not f and len(l) else -np.inf
@@ -103,16 +106,17 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
     state = tree_index(averaged, best)
     latent = list(info.latent)
 
-    def final(state, key):
+    def final(state, key, dyn):
+        args, kwargs = margs.rebuild(dyn)
         svi = ready_svi(make_svi, args, kwargs)
         params = svi.get_params(state)
         draws = Predictive(svi.guide, params=params, num_samples=num_samples,
                            return_sites=latent)(key, *args, **kwargs)
         return params, draws
 
-    final_c, dt = compile_timed(final, state, keys[-1])
+    final_c, dt = compile_timed(final, state, keys[-1], margs.dyn)
     compile_time += dt
-    params, draws = final_c(state, keys[-1])
+    params, draws = final_c(state, keys[-1], margs.dyn)
     params = to_numpy(params)
     require_finite(params, "variational parameters", method)
     # the final ELBO: fresh one-particle estimates at the kept parameters, from the compiled
@@ -122,7 +126,7 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
     if n_bad:
         raise FitError(f"{method}: {n_bad} of {len(elbos)} ELBO estimates are non-finite at "
                        "the fitted guide")
-    samples = to_numpy(with_deterministic(model, args, kwargs, draws, info, batch_ndims=1))
+    samples = to_numpy(with_deterministic(model, margs, draws, info, batch_ndims=1))
     require_finite(samples, "guide draws", method)
     point = {k: v.mean(0) for k, v in samples.items()}
     elbo, elbo_se = float(elbos.mean()), float(elbos.std(ddof=1) / np.sqrt(len(elbos)))

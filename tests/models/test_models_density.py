@@ -149,3 +149,26 @@ def test_gaussian_model_rejects_bad_input(args, kwargs, match):
 def test_poisson_model_rejects_bad_counts(x, match):
     with pytest.raises(ValueError, match=match):
         _run(models.poisson_mixture, x, 2)
+
+
+def test_traced_data_and_the_default_prior():
+    """The fit_* routines trace the models on array inputs: prepare_args first turns
+    prior="default" into the concrete em_reference prior, and the log joint is unchanged."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(40, 2))
+    args, kwargs = models.gaussian_mixture.prepare_args(X, 2, covariance_type="diag",
+                                                        prior="default")
+    expected = GaussianMixturePrior.default(X, 2, "diag")
+    np.testing.assert_array_equal(kwargs["prior"].covariance_prior, expected.covariance_prior)
+    params = {"weights": np.array([0.3, 0.7]), "means": rng.normal(size=(2, 2)),
+              "covariances": np.ones((2, 2))}
+    traced = float(jax.jit(lambda data, p: log_density(
+        models.gaussian_mixture, (data, 2), kwargs, p)[0])(X, params))
+    assert traced == pytest.approx(em_log_joint(X, params, "diag", expected), rel=1e-12)
+    with pytest.raises(ValueError, match="prepare_args"):
+        jax.jit(lambda data: log_density(models.gaussian_mixture, (data, 2),
+                                         {"prior": "default"}, params)[0])(X)
+    counts = rng.poisson(2.0, 30).astype(float)
+    _, kw = models.poisson_mixture.prepare_args(counts, 2, prior="default")
+    np.testing.assert_array_equal(kw["prior"].rate_shape,
+                                  PoissonMixturePrior.default(counts, 2).rate_shape)
