@@ -61,8 +61,9 @@ def prepare_args(model, args, kwargs):
 
 
 def split_args(args, kwargs) -> ModelArgs:
-    """Arrays (numpy or JAX) among args and kwargs values become ``dyn``; the rest is static."""
-    is_array = lambda v: isinstance(v, np.ndarray | jax.Array)  # noqa: E731
+    """Arrays (numpy or JAX, at least 1-D) among args and kwargs values become ``dyn``; the
+    rest (scalars, strings, prior objects, ...) stays static, closed over by the traces."""
+    is_array = lambda v: isinstance(v, np.ndarray | jax.Array) and np.ndim(v) > 0  # noqa: E731
     pos = [i for i, a in enumerate(args) if is_array(a)]
     names = [k for k, v in kwargs.items() if is_array(v)]
 
