@@ -67,7 +67,7 @@ def elbo_em(log_joint_matrix, q):
     """EM's bound sum_n sum_k q_nk (log p(x_n, z_n=k | theta) - log q_nk) <= log p(X | theta).
 
     Equal to the log-likelihood when q is the posterior (tight after an E-step); below it for
-    one-hot q (hard EM), by the entropy of the posterior.
+    one-hot q (hard EM), by KL(q || posterior) = -sum_n log p(z_n = zhat_n | x_n, theta).
     """
     q = np.asarray(q, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):

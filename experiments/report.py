@@ -54,7 +54,8 @@ within one row of the same problem.
 - **elbo_em** = Σ_n Σ_k q_nk [log p(x_n, z_n = k | θ̂) − log q_nk], EM's bound on
   log p(X | θ̂) at the method's own responsibilities q. Since
   log p(X | θ) = ELBO(q, θ) + KL(q ‖ p(Z | X, θ)), it equals the log-likelihood after an
-  E-step (q = posterior) and lies below it for hard EM (one-hot q), by the posterior entropy.
+  E-step (q = posterior) and lies below it for hard EM (one-hot q on the most probable
+  component ẑ_n), by KL(q ‖ posterior) = −Σ_n log p(z_n = ẑ_n | x_n, θ̂).
   Reported for EM-type methods only.
 - **elbo_vi** = E_q[log p(X, θ)] − E_q[log q(θ)], the variational bound on the evidence
   log p(X) = log ∫ p(X | θ) p(θ) dθ, estimated with many draws from the fitted guide (± its
@@ -81,9 +82,9 @@ def _fmt(value):
     if isinstance(value, (float, np.floating)):
         if not np.isfinite(value):
             return ""
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3e}"
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.1f}"
+        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4f}"
     return "" if value is None else str(value)
 
 

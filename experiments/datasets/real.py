@@ -59,7 +59,7 @@ def london_deaths():
     table = np.array([line.split(",") for line in text.strip().splitlines()[1:]], dtype=int)
     x = np.repeat(table[:, 0], table[:, 1])  # one count per day, (1096,)
     order = np.random.default_rng(0).permutation(len(x))  # no day order in the source table
-    return Dataset(x[order], None, None, ("deaths per day",), ("deaths",))
+    return Dataset(x[order], None, None, ("deaths on a day",), ("count",))
 
 
 @register_dataset(

@@ -79,7 +79,7 @@ def poisson_two_rates(data_seed=0, n=1000):
     x = rng.poisson(rates[y])
     order = rng.permutation(n)
     truth = {"weights": np.asarray(counts, float) / n, "rates": rates}
-    return Dataset(x[order], y[order], truth, ("count",), ("events",))
+    return Dataset(x[order], y[order], truth, ("events per observation",), ("count",))
 
 
 @register_dataset(

@@ -32,7 +32,7 @@ def selection_figure(df, out_dir, method="em"):
             ax.plot(k[best], v[best], marker="*", markersize=12, color=color)
         ax.set_xticks(k)
         ax.set_xlabel("number of components K")
-        ax.set_ylabel("criterion (−2 × log-lik. units; lower is better)")
+        ax.set_ylabel("criterion (2 × nats; lower is better)")
         ax.set_title(f"{dataset}" + (f" ({ct})" if ct else ""))
         ax.legend()
     for ax in list(axes.flat)[len(panels):]:
