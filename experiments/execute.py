@@ -8,6 +8,7 @@ parent process stores outcomes (so remote Dask workers need no shared disk).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import traceback
@@ -155,6 +156,9 @@ def resident_gb() -> float:
 
 
 def _run_cell(cell, imports):
+    # ArviZ warns about every one-chain VI posterior ("Shape validation failed"): noise here,
+    # since r_hat is reported for NUTS only
+    logging.getLogger("arviz").setLevel(logging.ERROR)
     row = identity_columns(cell)
     start = time.perf_counter()
     try:

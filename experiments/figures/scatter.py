@@ -56,13 +56,22 @@ def ellipses_figure(store, dataset, rows, out_dir):
     return save(fig, out_dir, f"ellipses_{dataset}", caption)
 
 
+def _size(certainty):
+    return 4 + 16 * np.asarray(certainty) ** 4
+
+
+def _alpha(certainty):
+    return float(np.clip(0.15 + 0.85 * np.min(certainty), 0, 1)) if np.ndim(certainty) == 0 \
+        else np.clip(0.15 + 0.85 * np.asarray(certainty), 0, 1)
+
+
 def certainty_figure(store, dataset, rows, out_dir, methods=("em", "vi_full_rank")):
     present = [m for m in methods if m in set(rows["method"])]
     first = rows.iloc[0]
     ds, X = dataset_of(first)
     if not present or X.shape[1] != 2 or first["model"] != "gaussian_mixture":
         return None
-    fig, axes = new_figure(1, len(present), width=3.4 * len(present), height=3.2,
+    fig, axes = new_figure(1, len(present), width=3.4 * len(present) + 1.2, height=3.2,
                            sharex=True, sharey=True)
     by_method = rows.set_index("method")
     for ax, method in zip(axes.flat, present, strict=True):
@@ -70,11 +79,14 @@ def certainty_figure(store, dataset, rows, out_dir, methods=("em", "vi_full_rank
         p = arrays_of(store, row["key"], "aligned")
         q = responsibilities(gaussian_log_joint_matrix(X, p, row["covariance_type"]))
         certainty = q.max(1)
-        sc = ax.scatter(X[:, 0], X[:, 1], c=q.argmax(1), cmap="tab10", vmin=0, vmax=9,
-                        s=4 + 16 * certainty**4, alpha=0.15 + 0.85 * certainty, linewidths=0)
-        del sc
-        ax.set_title(f"{method}: uncertain points faint and small")
+        ax.scatter(X[:, 0], X[:, 1], c=q.argmax(1), cmap="tab10", vmin=0, vmax=9,
+                   s=_size(certainty), alpha=_alpha(certainty), linewidths=0)
+        ax.set_title(method)
         _label_axes(ax, ds)
+    levels = (0.5, 0.8, 0.95, 1.0)
+    handles = [ax.scatter([], [], s=_size(c), alpha=_alpha(c), color="0.3") for c in levels]
+    axes.flat[-1].legend(handles, [f"{c:g}" for c in levels], title="max_k p(z=k | x)",
+                         loc="center left", bbox_to_anchor=(1.0, 0.5))
     caption = (f"{dataset}: soft clustering. Colour = most probable component; size and "
                "opacity grow with its posterior probability max_k p(z=k | x) (faint, small "
                "points sit between clusters).")
