@@ -88,12 +88,13 @@ class MixtureEM(DensityMixin, BaseEstimator):
         None picks a cache-sized chunk.
         devices: an int or a list of jax devices; X is sharded along samples over them.
         """
-        self.fit_predict(X, y, sample_weight=sample_weight, chunk_size=chunk_size,
-                         devices=devices)
-        return self
+        return self._fit(X, sample_weight, chunk_size, devices)
 
     def fit_predict(self, X, y=None, sample_weight=None, *, chunk_size=None, devices=None):
         """Fit, then return the labels (N,) of X under the fitted model."""
+        return self._fit(X, sample_weight, chunk_size, devices).predict(X)
+
+    def _fit(self, X, sample_weight, chunk_size, devices):
         self._validate_common_params()
         X = self._validate_X(X, reset=True)
         w = check_sample_weight(sample_weight, X.shape[0])
@@ -107,15 +108,16 @@ class MixtureEM(DensityMixin, BaseEstimator):
         # EM runs on data relative to their mean: scatter matrices from raw moments lose
         # digits when the mean is far from zero compared with the spread
         self._center = self._data_center(X, w)
-        Xc = X if self._center is None else X - self._center
         prior = self.prior_
         if prior is not None and self._center is not None:
             prior = self._translate(prior, -self._center)
 
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
-        Xd, wd = self._lay_out(Xc, w, chunk_size, devices, dtype, self.n_components)
+        Xc, Xd, wd = self._lay_out(X, w, self._center, chunk_size, devices, dtype,
+                                   self.n_components)
         init = self._initial_params(Xc, w, Xd, family)
+        del Xc  # the host copy is no longer needed: only the device chunks are
         state = fit_em(cast(init), Xd, wd,
                        None if prior is None else cast(prior), jnp.asarray(self.tol, dtype),
                        family=family, hard=self.assignment == "hard", max_iter=self.max_iter)
@@ -143,7 +145,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
             warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations "
                           f"(tol={self.tol}); increase max_iter or tol.", ConvergenceWarning,
                           stacklevel=2)
-        return self.predict(X)
+        return self
 
     def _initial_params(self, X, w, X_chunks, family):
         """A batch of initial parameters (leading axis: n_init restarts). X (N, D) centred."""
@@ -172,11 +174,13 @@ class MixtureEM(DensityMixin, BaseEstimator):
         return jax.device_put(padded.reshape(n_chunks, c, -1), X_chunks.sharding)
 
     @staticmethod
-    def _lay_out(X, w, chunk_size, devices, dtype, n_components):
-        """Chunks (n_chunks, C, D) and (n_chunks, C), padded with zero-weight rows, sharded.
+    def _lay_out(X, w, center, chunk_size, devices, dtype, n_components):
+        """Centre, pad with zero-weight rows to whole chunks, reshape, shard: one host copy.
 
-        chunk_size=None picks C so that a chunk's (C, K * D) temporaries stay in cache
-        (about 2^19 numbers): streaming the E-step is also the fastest way to run it.
+        Returns (Xc (N, D) host view of the centred data, X chunks (n_chunks, C, D), weight
+        chunks (n_chunks, C)). chunk_size=None picks C so that a chunk's (C, K * D)
+        temporaries stay in cache (about 2^19 numbers): streaming the E-step is also the
+        fastest way to run it.
         """
         n, d = X.shape
         n_dev = 1 if devices is None else (devices if isinstance(devices, int) else len(devices))
@@ -188,11 +192,15 @@ class MixtureEM(DensityMixin, BaseEstimator):
             chunk_size = math.ceil(math.ceil(n / n_chunks) / step) * step
         elif chunk_size % n_dev:
             raise ValueError(f"chunk_size={chunk_size} must be a multiple of the {n_dev} devices")
-        pad = (-n) % chunk_size
-        if pad:
-            X = np.concatenate([X, np.zeros((pad, d))])
-            w = np.concatenate([w, np.zeros(pad)])
-        Xd, wd = jnp.asarray(X, dtype), jnp.asarray(w, dtype)
+        n_rows = n + (-n) % chunk_size
+        buf = np.zeros((n_rows, d), dtype=dtype)
+        if center is None:
+            buf[:n] = X
+        else:
+            np.subtract(X, center, out=buf[:n])
+        w_buf = np.zeros(n_rows, dtype=dtype)
+        w_buf[:n] = w
+        Xd, wd = jnp.asarray(buf), jnp.asarray(w_buf)
         Xd = Xd.reshape(-1, chunk_size, d)
         wd = wd.reshape(-1, chunk_size)
         if devices is not None:
@@ -205,7 +213,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
             spec = PartitionSpec(None, "data")
             Xd = jax.device_put(Xd, NamedSharding(mesh, spec))
             wd = jax.device_put(wd, NamedSharding(mesh, spec))
-        return Xd, wd
+        return buf[:n], Xd, wd
 
     # ------------------------------------------------------------------ inference
     def log_joint_matrix(self, X):
