@@ -104,9 +104,11 @@ def fit_vi_full_rank(problem, num_steps=3000, learning_rate=0.01, num_samples=10
 
 @register_method("nuts", kind="posterior", uses_prior=True,
                  description="NUTS (models.fit_nuts), the gold standard posterior")
-def fit_nuts(problem, num_warmup=500, num_samples=500, num_chains=2):
+def fit_nuts(problem, num_warmup=500, num_samples=500, num_chains=2, chain_method="sequential"):
+    # sequential chains: on a CPU, vectorised chains advance in lock-step to the deepest tree
+    # of any chain (measured: iris K=3, two chains, 300+300 draws: 34 s vectorised, 24 s not)
     model, args, kwargs = model_call(problem, with_prior=True)
     result = _routine("fit_nuts")(model, *args, seed=problem.seed, init=_point_init(problem),
                                   num_warmup=num_warmup, num_samples=num_samples,
-                                  num_chains=num_chains, **kwargs)
+                                  num_chains=num_chains, chain_method=chain_method, **kwargs)
     return to_method_fit(result)
