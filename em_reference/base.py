@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from em_reference import config  # noqa: F401  (float64)
 from em_reference import elbo as elbo_lib
 from em_reference.initialization import INIT_METHODS, initial_responsibilities
-from em_reference.loop import fit_em
+from em_reference.loop import fit_em, scan_sum
 from em_reference.validation import (as_2d_samples, check_choice, check_float, check_int,
                                      check_sample_weight)
 
@@ -34,11 +34,7 @@ def _mle_from_resp(X_chunks, weighted_resp_chunks, family):
     """M-step (MLE) from initial responsibilities, accumulated chunk by chunk.
     X_chunks (n_chunks, C, D); weighted_resp_chunks (n_chunks, C, K)."""
 
-    def add(total, block):
-        return jax.tree.map(jnp.add, total, family.sufficient_stats(*block)), None
-
-    first = family.sufficient_stats(X_chunks[0], weighted_resp_chunks[0])
-    stats, _ = jax.lax.scan(add, first, (X_chunks[1:], weighted_resp_chunks[1:]))
+    stats = scan_sum(family.sufficient_stats, (X_chunks, weighted_resp_chunks))
     return family.m_step(stats, None, None)
 
 

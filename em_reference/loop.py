@@ -63,13 +63,22 @@ def e_pass(X, sample_weight, params, family, hard):
     if X.ndim == 2:
         return one_block(X, sample_weight)
 
-    def accumulate(total, block):
-        part = one_block(*block)
-        return jax.tree.map(jnp.add, total, part), None
+    return scan_sum(one_block, (X, sample_weight))
 
-    first = one_block(X[0], sample_weight[0])
-    total, _ = jax.lax.scan(accumulate, first, (X[1:], sample_weight[1:]))
-    return total
+
+def scan_sum(fn, chunks):
+    """sum over i of fn(*[c[i] for c in chunks]) (any pytree result), one chunk at a time.
+
+    Starts from zeros rather than from chunk 0 so that no slice of the data (a full copy of
+    it, inside a while_loop) is ever made.
+    """
+    shapes = jax.eval_shape(fn, *(c[0] for c in chunks))
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def add(total, block):
+        return jax.tree.map(jnp.add, total, fn(*block)), None
+
+    return jax.lax.scan(add, zeros, chunks)[0]
 
 
 def objective(X, sample_weight, params, family, prior, hard):
