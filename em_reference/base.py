@@ -29,6 +29,12 @@ def _log_joint(X, params, family):
     return family.log_joint_matrix(X, params)
 
 
+@partial(jax.jit, donate_argnums=0)
+def _write_chunks(X_chunks, block, first):
+    """X_chunks with chunks first, first + 1, ... replaced by block (in place: donated)."""
+    return jax.lax.dynamic_update_slice(X_chunks, block, (first, 0, 0))
+
+
 @partial(jax.jit, static_argnames="family")
 def _mle_from_resp(X_chunks, weighted_resp_chunks, family):
     """M-step (MLE) from initial responsibilities, accumulated chunk by chunk.
@@ -110,10 +116,10 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
-        Xc, Xd, wd = self._lay_out(X, w, self._center, chunk_size, devices, dtype,
-                                   self.n_components)
-        init = self._initial_params(Xc, w, Xd, family)
-        del Xc  # the host copy is no longer needed: only the device chunks are
+        Xd, wd = self._lay_out(X, w, self._center, chunk_size, devices, dtype,
+                               self.n_components)
+        # initial responsibilities (k-means, seed points) do not depend on where the origin is
+        init = self._initial_params(X, w, Xd, family)
         state = fit_em(cast(init), Xd, wd,
                        None if prior is None else cast(prior), jnp.asarray(self.tol, dtype),
                        family=family, hard=self.assignment == "hard", max_iter=self.max_iter)
@@ -144,7 +150,8 @@ class MixtureEM(DensityMixin, BaseEstimator):
         return self
 
     def _initial_params(self, X, w, X_chunks, family):
-        """A batch of initial parameters (leading axis: n_init restarts). X (N, D) centred."""
+        """A batch of initial parameters (leading axis: n_init restarts). X (N, D) as given;
+        X_chunks the centred device chunks."""
         user = self._user_init(X.shape[1])
         if "means" in user and self._center is not None:
             user["means"] = user["means"] - self._center
@@ -171,12 +178,14 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
     @staticmethod
     def _lay_out(X, w, center, chunk_size, devices, dtype, n_components):
-        """Centre, pad with zero-weight rows to whole chunks, reshape, shard: one host copy.
+        """Centre, pad with zero-weight rows to whole chunks, reshape, shard, without a host
+        copy of X: the device array is filled block by block in place (streaming EM's peak
+        memory is then X plus its one device copy).
 
-        Returns (Xc (N, D) host view of the centred data, X chunks (n_chunks, C, D), weight
-        chunks (n_chunks, C)). chunk_size=None picks C so that a chunk's (C, K * D)
-        temporaries stay in cache (about 2^19 numbers): streaming the E-step is also the
-        fastest way to run it.
+        Returns (X chunks (n_chunks, C, D), weight chunks (n_chunks, C)). chunk_size=None picks
+        C so that a chunk's temporaries ((C, K) densities, (C, D + D(D+1)/2) features) stay in
+        cache:
+        streaming the E-step is also the fastest way to run it.
         """
         n, d = X.shape
         n_dev = 1 if devices is None else (devices if isinstance(devices, int) else len(devices))
@@ -188,17 +197,20 @@ class MixtureEM(DensityMixin, BaseEstimator):
             chunk_size = math.ceil(math.ceil(n / n_chunks) / step) * step
         elif chunk_size % n_dev:
             raise ValueError(f"chunk_size={chunk_size} must be a multiple of the {n_dev} devices")
-        n_rows = n + (-n) % chunk_size
-        buf = np.zeros((n_rows, d), dtype=dtype)
-        if center is None:
-            buf[:n] = X
-        else:
-            np.subtract(X, center, out=buf[:n])
-        w_buf = np.zeros(n_rows, dtype=dtype)
+        n_chunks = math.ceil(n / chunk_size)
+        center = np.zeros(d) if center is None else center
+        # copy ~32 MB of host rows at a time (whole chunks) into the preallocated device array
+        per_copy = min(n_chunks, max(1, 2**22 // (chunk_size * d)))
+        Xd = jnp.zeros((n_chunks, chunk_size, d), dtype)
+        for first in range(0, n_chunks, per_copy):
+            # the last block may be shorter (a second compiled shape, at most)
+            block = np.zeros((min(per_copy, n_chunks - first), chunk_size, d), dtype)
+            rows = X[first * chunk_size: (first + per_copy) * chunk_size]
+            np.subtract(rows, center, out=block.reshape(-1, d)[: len(rows)])
+            Xd = _write_chunks(Xd, block, first)
+        w_buf = np.zeros(n_chunks * chunk_size, dtype=dtype)
         w_buf[:n] = w
-        Xd, wd = jnp.asarray(buf), jnp.asarray(w_buf)
-        Xd = Xd.reshape(-1, chunk_size, d)
-        wd = wd.reshape(-1, chunk_size)
+        wd = jnp.asarray(w_buf.reshape(n_chunks, chunk_size))
         if devices is not None:
             devs = jax.devices()[:devices] if isinstance(devices, int) else list(devices)
             if len(devs) < n_dev:
@@ -209,7 +221,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
             spec = PartitionSpec(None, "data")
             Xd = jax.device_put(Xd, NamedSharding(mesh, spec))
             wd = jax.device_put(wd, NamedSharding(mesh, spec))
-        return buf[:n], Xd, wd
+        return Xd, wd
 
     # ------------------------------------------------------------------ inference
     def log_joint_matrix(self, X):

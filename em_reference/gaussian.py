@@ -4,9 +4,18 @@ Shapes: X (N, D); weights (K,); means (K, D); covariances full (K, D, D), tied (
 diag (K, D), spherical (K,) (scikit-learn's conventions); precisions_cholesky the same shapes
 (for full/tied the upper-triangular P with P P^T = Sigma^-1, for diag/spherical 1/sqrt(var)).
 
-Log densities use the Cholesky factor of the precision so that the Mahalanobis term is
-||X P_k - mu_k P_k||^2: no matrix inverse, and no (K, N, D) temporary (a loop over K of
-(N, D) products, unrolled by the tracer).
+Two ways to the (N, K) log densities, checked against each other in the tests:
+
+* ``log_joint_matrix`` (the public function, used by predict/score): the Cholesky factor of the
+  precision makes the Mahalanobis term ||X P_k - mu_k P_k||^2, with no matrix inverse and no
+  cancellation.
+* the EM loop's fast path (``GaussianFamily.block_log_joint``): a Gaussian is an exponential
+  family, log pi_k + log N(x | mu_k, Sigma_k) = T(x) . eta_k + c_k with features T(x) = (x, the
+  quadratic terms), so the E-step is one (C, F) x (F, K) product and the sufficient statistics
+  are one (K, C) x (C, F) product against the same T(X) chunk (``features``). The expansion
+  x'Lx - 2 mu'Lx + mu'L mu cancels for tight components far from the data's centre, harmlessly
+  in float64 (the estimator centres the data) but not in float32: full and tied covariances in
+  float32 keep the Cholesky form (as scikit-learn and gmmx do).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from em_reference import config  # noqa: F401  (float64)
 from em_reference.priors import GaussianMixturePrior
@@ -122,6 +132,69 @@ def sufficient_stats(X, weighted_resp, covariance_type):
     return GaussianStats(nk, sx, sxx)
 
 
+def _triu(d):
+    """Row and column indices (numpy, static) of the upper triangle (i <= j) of a (d, d)
+    matrix."""
+    return np.triu_indices(d)
+
+
+def features(X, covariance_type):
+    """Sufficient-statistic features T(X): (N, D + Q).
+
+    Columns: X, then x_i x_j for i <= j (Q = D(D+1)/2) for full and tied covariances, or x_d^2
+    (Q = D) for diag and spherical.
+    """
+    if covariance_type in ("full", "tied"):
+        rows, cols = _triu(X.shape[1])
+        return jnp.concatenate([X, X[:, rows] * X[:, cols]], axis=1)
+    return jnp.concatenate([X, X * X], axis=1)
+
+
+def natural_parameters(params, covariance_type):
+    """(eta (D + Q, K), c (K,)) with log pi_k + log N(x | mu_k, Sigma_k) = T(x) @ eta[:, k] + c[k]
+    for T = ``features``: eta = (Lambda_k mu_k, the quadratic coefficients -Lambda_ii / 2 and
+    -Lambda_ij for i < j), c = log pi_k + log|P_k| - D log(2 pi) / 2 - mu_k' Lambda_k mu_k / 2."""
+    k, d = params.means.shape
+    prec_chol = precisions_cholesky(params.covariances, covariance_type)
+    if covariance_type in ("full", "tied"):
+        prec = prec_chol @ jnp.swapaxes(prec_chol, -1, -2)
+        prec = jnp.broadcast_to(prec, (k, d, d))  # tied: one matrix for every component
+        rows, cols = _triu(d)
+        quad = prec[:, rows, cols] * np.where(rows == cols, -0.5, -1.0)
+        linear = jnp.einsum("kde,ke->kd", prec, params.means)
+        log_det = jnp.sum(jnp.log(jnp.diagonal(jnp.broadcast_to(prec_chol, (k, d, d)),
+                                               axis1=1, axis2=2)), axis=1)
+    else:
+        prec = jnp.broadcast_to((prec_chol**2).reshape(k, -1), (k, d))  # spherical: (K, 1)
+        quad = -0.5 * prec
+        linear = prec * params.means
+        log_det = 0.5 * jnp.sum(jnp.log(prec), axis=1)
+    const = (jnp.log(params.weights) + log_det - 0.5 * d * LOG_2PI
+             - 0.5 * jnp.sum(linear * params.means, axis=1))
+    return jnp.concatenate([linear, quad], axis=1).T, const
+
+
+def stats_from_features(feats, weighted_resp, covariance_type):
+    """The same GaussianStats as ``sufficient_stats``, from T(X) (N, D + Q) = ``features(X)``:
+    one (K, N) x (N, D + Q) product."""
+    n_feat = feats.shape[1]
+    d = n_feat // 2 if covariance_type in ("diag", "spherical") else int(
+        (math.isqrt(8 * n_feat + 9) - 3) // 2)  # n_feat = D + D(D+1)/2
+    moments = weighted_resp.T @ feats
+    sx, quad = moments[:, :d], moments[:, d:]
+    if covariance_type in ("full", "tied"):
+        if covariance_type == "tied":
+            quad = jnp.sum(quad, axis=0, keepdims=True)
+        rows, cols = _triu(d)
+        sxx = jnp.zeros((quad.shape[0], d, d), quad.dtype).at[:, rows, cols].set(quad)
+        sxx = sxx.at[:, cols, rows].set(quad)
+        if covariance_type == "tied":
+            sxx = sxx[0]
+    else:
+        sxx = quad
+    return GaussianStats(jnp.sum(weighted_resp, axis=0), sx, sxx)
+
+
 @dataclass(frozen=True)
 class GaussianFamily:
     """What the generic EM loop needs to know about Gaussian mixtures (hashable: jit-static).
@@ -140,6 +213,30 @@ class GaussianFamily:
 
     def sufficient_stats(self, X, weighted_resp):
         return sufficient_stats(X, weighted_resp, self.covariance_type)
+
+    # the EM loop's fast path: prepare once per E-step, then block by block
+    def _natural(self, dtype):
+        return self.covariance_type in ("diag", "spherical") or dtype == jnp.float64
+
+    def prepare(self, params):
+        """Parameter-only quantities of one E-step, computed once outside the chunk loop."""
+        if self._natural(params.means.dtype):
+            return natural_parameters(params, self.covariance_type)
+        return (jnp.log(params.weights), params.means,
+                precisions_cholesky(params.covariances, self.covariance_type))
+
+    def block_log_joint(self, X, prepared):
+        """(log joint (C, K), features T(X) (C, D + Q)) for a block of rows X (C, D)."""
+        feats = features(X, self.covariance_type)
+        if self._natural(X.dtype):
+            eta, const = prepared
+            return feats @ eta + const[None, :], feats
+        log_weights, means, prec_chol = prepared
+        return log_weights[None, :] + log_gaussian_prob(X, means, prec_chol,
+                                                        self.covariance_type), feats
+
+    def block_stats(self, feats, weighted_resp):
+        return stats_from_features(feats, weighted_resp, self.covariance_type)
 
     def log_prior(self, params, prior):
         return prior.log_prob(params)

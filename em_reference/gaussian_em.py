@@ -111,7 +111,8 @@ class GaussianMixtureEM(MixtureEM):
         return user
 
     def _data_center(self, X, w):
-        return np.average(X, axis=0, weights=w)
+        # a matrix-vector product: np.average would make an (N, D) temporary X * w
+        return (w @ X) / np.sum(w)
 
     @staticmethod
     def _translate(obj, shift):

@@ -1,8 +1,9 @@
 """The EM loop, written once for every mixture family (BlackJAX-style pure functions).
 
-A family (GaussianFamily, PoissonFamily) supplies ``log_joint_matrix(X, params) -> (N, K)``,
-``sufficient_stats(X, weighted_resp)``, ``m_step(stats, old_params, prior)`` and
-``log_prior(params, prior)``. The loop is
+A family (GaussianFamily, PoissonFamily) supplies ``prepare(params)`` (what one E-step needs
+of the parameters, computed once), ``block_log_joint(X_block, prepared) -> ((C, K), features)``,
+``block_stats(features, weighted_resp)`` (the sufficient statistics, from the same features),
+``m_step(stats, old_params, prior)`` and ``log_prior(params, prior)``. The loop is
 
     state = em_init(params)
     state = em_step(state, data, ...)      # E-step -> objective at state.params, M-step
@@ -47,8 +48,10 @@ def e_pass(X, sample_weight, params, family, hard):
     family's weighted sufficient statistics.
     """
 
+    prepared = family.prepare(params)
+
     def one_block(Xb, wb):
-        log_joint = family.log_joint_matrix(Xb, params)
+        log_joint, feats = family.block_log_joint(Xb, prepared)
         if hard:
             per_sample = jnp.max(log_joint, axis=1)
             resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), log_joint.shape[1],
@@ -58,7 +61,7 @@ def e_pass(X, sample_weight, params, family, hard):
             resp = jnp.exp(log_joint - per_sample[:, None])
         # zero-weight rows (padding) contribute exactly nothing, even if their density is 0
         objective = jnp.sum(jnp.where(wb > 0, wb * per_sample, 0.0))
-        return objective, family.sufficient_stats(Xb, resp * wb[:, None])
+        return objective, family.block_stats(feats, resp * wb[:, None])
 
     if X.ndim == 2:
         return one_block(X, sample_weight)

@@ -70,6 +70,17 @@ class PoissonFamily:
     def sufficient_stats(self, x, weighted_resp):
         return PoissonStats(jnp.sum(weighted_resp, axis=0), weighted_resp.T @ x)
 
+    # the EM loop's interface: prepare once per E-step, then block by block
+    def prepare(self, params):
+        return params
+
+    def block_log_joint(self, x, params):
+        """(log joint (C, K), the counts themselves: the Poisson's sufficient statistic)."""
+        return log_joint_matrix(x, params), x
+
+    def block_stats(self, x, weighted_resp):
+        return self.sufficient_stats(x, weighted_resp)
+
     def log_prior(self, params, prior):
         return prior.log_prob(params)
 

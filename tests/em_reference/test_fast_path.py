@@ -1,0 +1,110 @@
+"""The EM loop's fast path (exponential-family features, one product for the E-step and one for
+the sufficient statistics) against the plain functions and scipy, in float64 and float32.
+
+The plain functions (gaussian.log_joint_matrix: Cholesky form; gaussian.sufficient_stats: a
+direct weighted Gram matrix) are themselves checked against scipy in test_oracle.py.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from em_reference import GaussianParams, PoissonParams, gaussian, loop, poisson
+
+COV_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def random_params(rng, ct, k, d, dtype, scale=1.0, spread=1.0):
+    a = rng.normal(size=(k, d, d))
+    full = scale**2 * (a @ np.swapaxes(a, 1, 2) / d + 0.3 * np.eye(d))
+    cov = {"full": full, "tied": full[0], "diag": np.diagonal(full, axis1=1, axis2=2),
+           "spherical": full[:, 0, 0]}[ct]
+    return GaussianParams(jnp.asarray(rng.dirichlet(np.ones(k)), dtype),
+                          jnp.asarray(spread * rng.normal(size=(k, d)), dtype),
+                          jnp.asarray(cov, dtype))
+
+
+def as_full(cov, ct, k, d):
+    cov = np.asarray(cov, float)
+    if ct == "full":
+        return cov
+    if ct == "tied":
+        return np.broadcast_to(cov, (k, d, d))
+    if ct == "diag":
+        return np.stack([np.diag(c) for c in cov])
+    return np.stack([c * np.eye(d) for c in cov])
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("dtype, tol", [(jnp.float64, 1e-10), (jnp.float32, 2e-3)])
+def test_fast_log_joint_and_stats_match_the_plain_functions(ct, dtype, tol):
+    rng = np.random.default_rng(0)
+    n, d, k = 300, 4, 3
+    X = jnp.asarray(rng.normal(size=(n, d)), dtype)
+    params = random_params(rng, ct, k, d, dtype)
+    family = gaussian.GaussianFamily(ct)
+    fast, feats = family.block_log_joint(X, family.prepare(params))
+
+    covs = as_full(params.covariances, ct, k, d)
+    expected = np.stack([np.log(float(params.weights[j])) + stats.multivariate_normal(
+        np.asarray(params.means[j], float), covs[j]).logpdf(np.asarray(X, float))
+        for j in range(k)], axis=1)
+    np.testing.assert_allclose(np.asarray(fast, float), expected, rtol=tol, atol=tol)
+
+    resp = jax.nn.softmax(jnp.asarray(expected, dtype), axis=1)
+    got = family.block_stats(feats, resp)
+    want = gaussian.sufficient_stats(X, resp, ct)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(np.asarray(g, float), np.asarray(w, float),
+                                   rtol=tol, atol=tol * n)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_float64_fast_path_is_exact_for_tight_components_far_from_the_origin(ct):
+    """The expansion x'Lx - 2 mu'Lx + mu'L mu cancels when components are tight and far away;
+    in float64 the loss must stay far below what EM can notice."""
+    rng = np.random.default_rng(1)
+    d, k = 3, 3
+    params = random_params(rng, ct, k, d, jnp.float64, scale=1e-2, spread=30.0)
+    X = params.means[rng.integers(0, k, size=200)] + 1e-2 * jnp.asarray(
+        rng.normal(size=(200, d)))
+    family = gaussian.GaussianFamily(ct)
+    fast, _ = family.block_log_joint(X, family.prepare(params))
+    plain = gaussian.log_joint_matrix(X, params, ct)
+    finite = np.isfinite(np.asarray(plain)) & (np.asarray(plain) > -1e3)
+    np.testing.assert_allclose(np.asarray(fast)[finite], np.asarray(plain)[finite],
+                               rtol=0, atol=1e-6)
+
+
+def test_poisson_fast_path_matches_scipy():
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.poisson(4.0, size=(200, 2)), jnp.float64)
+    params = PoissonParams(jnp.asarray([0.3, 0.7]), jnp.asarray([[1.0, 2.0], [6.0, 3.0]]))
+    family = poisson.PoissonFamily()
+    fast, feats = family.block_log_joint(x, family.prepare(params))
+    expected = np.stack([np.log(float(params.weights[j])) + stats.poisson(
+        np.asarray(params.rates[j])).logpmf(np.asarray(x)).sum(axis=1) for j in range(2)], 1)
+    np.testing.assert_allclose(np.asarray(fast), expected, rtol=1e-12, atol=1e-12)
+    resp = jax.nn.softmax(jnp.asarray(expected), axis=1)
+    got = family.block_stats(feats, resp)
+    np.testing.assert_allclose(got.nk, resp.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(got.sx, np.asarray(resp).T @ np.asarray(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_e_pass_objective_is_the_log_likelihood(ct):
+    """The loop's E-pass (chunked, with padding rows of weight 0) gives sum_n log p(x_n)."""
+    rng = np.random.default_rng(3)
+    n, d, k, chunk = 250, 2, 3, 64
+    X = jnp.asarray(rng.normal(size=(n, d)))
+    params = random_params(rng, ct, k, d, jnp.float64)
+    pad = (-n) % chunk
+    Xc = jnp.concatenate([X, jnp.zeros((pad, d))]).reshape(-1, chunk, d)
+    wc = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(-1, chunk)
+    value, st = loop.e_pass(Xc, wc, params, gaussian.GaussianFamily(ct), False)
+    expected = gaussian.log_likelihood(X, params, ct)
+    np.testing.assert_allclose(float(value), float(expected), rtol=1e-12)
+    np.testing.assert_allclose(float(jnp.sum(st.nk)), n, rtol=1e-12)
