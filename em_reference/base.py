@@ -184,8 +184,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
         Returns (X chunks (n_chunks, C, D), weight chunks (n_chunks, C)). chunk_size=None picks
         C so that a chunk's temporaries ((C, K) densities, (C, D + D(D+1)/2) features) stay in
-        cache:
-        streaming the E-step is also the fastest way to run it.
+        cache: streaming the E-step is also the fastest way to run it.
         """
         n, d = X.shape
         n_dev = 1 if devices is None else (devices if isinstance(devices, int) else len(devices))
