@@ -74,6 +74,10 @@ def scaling(sweeps, path):
             grp = grp.sort_values(column[name])
             ax.loglog(grp[column[name]], grp["s_per_iter"], "o-", label=contender,
                       color=COLORS.get(contender))
+        # label the measured values only: log axes' minor labels overlap on short ranges
+        ticks = sorted(set(sel[column[name]]))
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks], minor=False)
+        ax.set_xticks([], minor=True)
         ax.set_xlabel(name)
         ax.set_ylabel("seconds per EM iteration")
         ax.set_title(f"sweep in {name} ({', '.join(fixed)}, full, float64)", fontsize=9)
