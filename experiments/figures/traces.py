@@ -20,7 +20,7 @@ def traces_figure(store, dataset, rows, out_dir):
                     & ~rows["method"].isin(["em", "map_em", "hard_em", "sklearn_em"])]
     if em_rows.empty and svi_rows.empty:
         return None
-    fig, axes = new_figure(1, 2, width=8.0, height=3.2)
+    fig, axes = new_figure(1, 2, width=8.0, height=4.2)
     ax = axes[0, 0]
     for method in sort_methods(em_rows["method"]):
         row = em_rows[em_rows["method"] == method].iloc[0]
@@ -32,7 +32,8 @@ def traces_figure(store, dataset, rows, out_dir):
     ax.set_ylabel("objective (nats)")
     ax.set_title("EM: objective never decreases")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right")
+        # below the panel: inside, it hides the traces it explains
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
     ax = axes[0, 1]
     for method in sort_methods(svi_rows["method"]):
         row = svi_rows[svi_rows["method"] == method].iloc[0]
@@ -57,7 +58,7 @@ def traces_figure(store, dataset, rows, out_dir):
     ax.set_ylabel("SVI loss − its minimum (nats)")
     ax.set_title("SVI: loss = −objective, noisy for VI")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
     k = int(rows.iloc[0]["n_components"])
     caption = (f"{dataset} (K={k}): left, EM's objective per iteration (log-likelihood for em "
                "and hard_em's classification log-likelihood, log joint for map_em), monotone by "
