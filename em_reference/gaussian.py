@@ -132,12 +132,6 @@ def sufficient_stats(X, weighted_resp, covariance_type):
     return GaussianStats(nk, sx, sxx)
 
 
-def _triu(d):
-    """Row and column indices (numpy, static) of the upper triangle (i <= j) of a (d, d)
-    matrix."""
-    return np.triu_indices(d)
-
-
 def features(X, covariance_type):
     """Sufficient-statistic features T(X): (N, D + Q).
 
@@ -145,7 +139,7 @@ def features(X, covariance_type):
     (Q = D) for diag and spherical.
     """
     if covariance_type in ("full", "tied"):
-        rows, cols = _triu(X.shape[1])
+        rows, cols = np.triu_indices(X.shape[1])  # static: i <= j
         return jnp.concatenate([X, X[:, rows] * X[:, cols]], axis=1)
     return jnp.concatenate([X, X * X], axis=1)
 
@@ -159,7 +153,7 @@ def natural_parameters(params, covariance_type):
     if covariance_type in ("full", "tied"):
         prec = prec_chol @ jnp.swapaxes(prec_chol, -1, -2)
         prec = jnp.broadcast_to(prec, (k, d, d))  # tied: one matrix for every component
-        rows, cols = _triu(d)
+        rows, cols = np.triu_indices(d)
         quad = prec[:, rows, cols] * np.where(rows == cols, -0.5, -1.0)
         linear = jnp.einsum("kde,ke->kd", prec, params.means)
         log_det = jnp.sum(jnp.log(jnp.diagonal(jnp.broadcast_to(prec_chol, (k, d, d)),
@@ -185,7 +179,7 @@ def stats_from_features(feats, weighted_resp, covariance_type):
     if covariance_type in ("full", "tied"):
         if covariance_type == "tied":
             quad = jnp.sum(quad, axis=0, keepdims=True)
-        rows, cols = _triu(d)
+        rows, cols = np.triu_indices(d)
         sxx = jnp.zeros((quad.shape[0], d, d), quad.dtype).at[:, rows, cols].set(quad)
         sxx = sxx.at[:, cols, rows].set(quad)
         if covariance_type == "tied":

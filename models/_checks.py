@@ -37,3 +37,23 @@ def check_n_components(n_components, n_samples: int) -> int:
         raise ValueError(f"n_components={n_components} exceeds the number of samples "
                          f"{n_samples}")
     return int(n_components)
+
+
+def resolve_prior(prior, data, prior_class, model_name: str, make_default):
+    """None, "default" (``make_default()``, which needs concrete data) or a ``prior_class``
+    instance; returns None or the prior object (not yet validated against the data's shape).
+    Raises ValueError naming the problem."""
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        if prior != "default":
+            raise ValueError(f"prior must be None, 'default' or a {prior_class.__name__}, "
+                             f"got {prior!r}")
+        if not is_concrete(data):
+            raise ValueError("prior='default' needs concrete data: resolve it before tracing "
+                             f"({model_name}.prepare_args, which the fit_* routines call)")
+        prior = make_default()
+    if not isinstance(prior, prior_class):
+        raise ValueError(f"prior must be None, 'default' or a {prior_class.__name__}, "
+                         f"got {type(prior).__name__}")
+    return prior

@@ -15,7 +15,7 @@ from numpyro.distributions import constraints
 
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 from models._components import GaussianComponents
-from models._checks import as_data, check_n_components, is_concrete
+from models._checks import as_data, check_n_components, is_concrete, resolve_prior
 
 
 def check_covariance_type(covariance_type) -> str:
@@ -28,19 +28,10 @@ def check_covariance_type(covariance_type) -> str:
 def resolve_gaussian_prior(prior, X, n_components, covariance_type):
     """None, "default" (em_reference's GaussianMixturePrior.default) or a GaussianMixturePrior,
     validated against the data shape; returns None or a validated prior."""
+    prior = resolve_prior(prior, X, GaussianMixturePrior, "gaussian_mixture",
+                          lambda: GaussianMixturePrior.default(X, n_components, covariance_type))
     if prior is None:
         return None
-    if isinstance(prior, str):
-        if prior != "default":
-            raise ValueError(f"prior must be None, 'default' or a GaussianMixturePrior, "
-                             f"got {prior!r}")
-        if not is_concrete(X):
-            raise ValueError("prior='default' needs concrete data: resolve it before tracing "
-                             "(gaussian_mixture.prepare_args, which the fit_* routines call)")
-        prior = GaussianMixturePrior.default(X, n_components, covariance_type)
-    if not isinstance(prior, GaussianMixturePrior):
-        raise ValueError(f"prior must be None, 'default' or a GaussianMixturePrior, "
-                         f"got {type(prior).__name__}")
     if prior.covariance_type != covariance_type:
         raise ValueError(f"prior.covariance_type={prior.covariance_type!r} does not match "
                          f"covariance_type={covariance_type!r}")

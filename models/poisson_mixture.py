@@ -13,24 +13,15 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from em_reference.priors import PoissonMixturePrior
-from models._checks import as_data, check_n_components, is_concrete
+from models._checks import as_data, check_n_components, is_concrete, resolve_prior
 
 
 def resolve_poisson_prior(prior, x, n_components):
     """None, "default" (PoissonMixturePrior.default) or a PoissonMixturePrior, validated."""
+    prior = resolve_prior(prior, x, PoissonMixturePrior, "poisson_mixture",
+                          lambda: PoissonMixturePrior.default(x, n_components))
     if prior is None:
         return None
-    if isinstance(prior, str):
-        if prior != "default":
-            raise ValueError(f"prior must be None, 'default' or a PoissonMixturePrior, "
-                             f"got {prior!r}")
-        if not is_concrete(x):
-            raise ValueError("prior='default' needs concrete data: resolve it before tracing "
-                             "(poisson_mixture.prepare_args, which the fit_* routines call)")
-        prior = PoissonMixturePrior.default(x, n_components)
-    if not isinstance(prior, PoissonMixturePrior):
-        raise ValueError(f"prior must be None, 'default' or a PoissonMixturePrior, "
-                         f"got {type(prior).__name__}")
     return prior.validate(x.shape[1], n_components)
 
 
