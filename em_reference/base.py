@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from em_reference import config  # noqa: F401  (float64)
 from em_reference import elbo as elbo_lib
@@ -117,13 +118,20 @@ class MixtureEM(DensityMixin, BaseEstimator):
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
         Xd, wd = self._lay_out(X, w, self._center, chunk_size, devices, dtype,
-                               self.n_components)
+                               family.row_width(X.shape[1], self.n_components))
         # initial responsibilities (k-means, seed points) do not depend on where the origin is
         init = self._initial_params(X, w, Xd, family)
-        state = fit_em(cast(init), Xd, wd,
-                       None if prior is None else cast(prior), jnp.asarray(self.tol, dtype),
-                       family=family, hard=self.assignment == "hard", max_iter=self.max_iter)
-        state = jax.device_get(state)
+        # XLA's CPU LAPACK calls (Cholesky of the K covariances, every iteration) go to
+        # OpenBLAS, whose idle threads spin and take cores from XLA's own thread pool: one
+        # BLAS thread for these tiny factorisations makes the EM loop ~30% faster at
+        # (100,000, 32, 16, full) on 2 cores (benchmarks/). Held until the results are read
+        # back, since XLA runs the loop asynchronously.
+        with threadpool_limits(limits=1, user_api="blas"):
+            state = fit_em(cast(init), Xd, wd,
+                           None if prior is None else cast(prior), jnp.asarray(self.tol, dtype),
+                           family=family, hard=self.assignment == "hard",
+                           max_iter=self.max_iter)
+            state = jax.device_get(state)
 
         finals = np.array([state.trace[i, state.n_iter[i]] for i in range(self.n_init)])
         if not np.any(np.isfinite(finals)):
@@ -177,19 +185,21 @@ class MixtureEM(DensityMixin, BaseEstimator):
         return jax.device_put(padded.reshape(n_chunks, c, -1), X_chunks.sharding)
 
     @staticmethod
-    def _lay_out(X, w, center, chunk_size, devices, dtype, n_components):
+    def _lay_out(X, w, center, chunk_size, devices, dtype, row_width):
         """Centre, pad with zero-weight rows to whole chunks, reshape, shard, without a host
         copy of X: the device array is filled block by block in place (streaming EM's peak
         memory is then X plus its one device copy).
 
         Returns (X chunks (n_chunks, C, D), weight chunks (n_chunks, C)). chunk_size=None picks
-        C so that a chunk's temporaries ((C, K) densities, (C, D + D(D+1)/2) features) stay in
-        cache: streaming the E-step is also the fastest way to run it.
+        C so that a chunk's temporaries (row_width values per row: the (C, F) features and the
+        (C, K) densities) hold about 2^20 values (8 MB in float64): smaller chunks pay XLA's
+        per-operation overhead more often, larger ones leave the cache (measured on the
+        benchmark cases, benchmarks/).
         """
         n, d = X.shape
         n_dev = 1 if devices is None else (devices if isinstance(devices, int) else len(devices))
         if chunk_size is None:
-            target = int(np.clip(2**19 // (n_components * d), 1024, 8192))
+            target = max(256, 2**20 // row_width)
             n_chunks = math.ceil(n / target)
             # chunks as even as possible, each a multiple of 8 rows and of the device count
             step = 8 * n_dev

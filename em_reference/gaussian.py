@@ -10,9 +10,10 @@ Two ways to the (N, K) log densities, checked against each other in the tests:
   precision makes the Mahalanobis term ||X P_k - mu_k P_k||^2, with no matrix inverse and no
   cancellation.
 * the EM loop's fast path (``GaussianFamily.block_log_joint``): a Gaussian is an exponential
-  family, log pi_k + log N(x | mu_k, Sigma_k) = T(x) . eta_k + c_k with features T(x) = (x, the
+  family, log pi_k + log N(x | mu_k, Sigma_k) = T(x) . eta_k with features T(x) = (1, x, the
   quadratic terms), so the E-step is one (C, F) x (F, K) product and the sufficient statistics
-  are one (K, C) x (C, F) product against the same T(X) chunk (``features``). The expansion
+  (N_k from the constant feature) are one (K, C) x (C, F) product against the same T(X) chunk
+  (``features``). The expansion
   x'Lx - 2 mu'Lx + mu'L mu cancels for tight components far from the data's centre, harmlessly
   in float64 (the estimator centres the data) but not in float32: full and tied covariances in
   float32 keep the Cholesky form (as scikit-learn and gmmx do).
@@ -133,21 +134,24 @@ def sufficient_stats(X, weighted_resp, covariance_type):
 
 
 def features(X, covariance_type):
-    """Sufficient-statistic features T(X): (N, D + Q).
+    """Sufficient-statistic features T(X): (N, 1 + D + Q).
 
-    Columns: X, then x_i x_j for i <= j (Q = D(D+1)/2) for full and tied covariances, or x_d^2
-    (Q = D) for diag and spherical.
+    Columns: a constant 1, X, then x_i x_j for i <= j (Q = D(D+1)/2) for full and tied
+    covariances, or x_d^2 (Q = D) for diag and spherical.
     """
+    ones = jnp.ones((X.shape[0], 1), X.dtype)
     if covariance_type in ("full", "tied"):
-        rows, cols = np.triu_indices(X.shape[1])  # static: i <= j
-        return jnp.concatenate([X, X[:, rows] * X[:, cols]], axis=1)
-    return jnp.concatenate([X, X * X], axis=1)
+        # row by row of the upper triangle (np.triu_indices order): static slices times a
+        # column, which XLA vectorises; a gather X[:, rows] * X[:, cols] runs ~2x slower
+        d = X.shape[1]
+        return jnp.concatenate([ones, X] + [X[:, i:i + 1] * X[:, i:] for i in range(d)], axis=1)
+    return jnp.concatenate([ones, X, X * X], axis=1)
 
 
 def natural_parameters(params, covariance_type):
-    """(eta (D + Q, K), c (K,)) with log pi_k + log N(x | mu_k, Sigma_k) = T(x) @ eta[:, k] + c[k]
-    for T = ``features``: eta = (Lambda_k mu_k, the quadratic coefficients -Lambda_ii / 2 and
-    -Lambda_ij for i < j), c = log pi_k + log|P_k| - D log(2 pi) / 2 - mu_k' Lambda_k mu_k / 2."""
+    """eta (1 + D + Q, K) with log pi_k + log N(x | mu_k, Sigma_k) = T(x) @ eta[:, k] for
+    T = ``features``: eta_k = (c_k, Lambda_k mu_k, the quadratic coefficients -Lambda_ii / 2 and
+    -Lambda_ij for i < j), c_k = log pi_k + log|P_k| - D log(2 pi) / 2 - mu_k' Lambda_k mu_k / 2."""
     k, d = params.means.shape
     prec_chol = precisions_cholesky(params.covariances, covariance_type)
     if covariance_type in ("full", "tied"):
@@ -165,17 +169,20 @@ def natural_parameters(params, covariance_type):
         log_det = 0.5 * jnp.sum(jnp.log(prec), axis=1)
     const = (jnp.log(params.weights) + log_det - 0.5 * d * LOG_2PI
              - 0.5 * jnp.sum(linear * params.means, axis=1))
-    return jnp.concatenate([linear, quad], axis=1).T, const
+    return jnp.concatenate([const[:, None], linear, quad], axis=1).T
 
 
 def stats_from_features(feats, weighted_resp, covariance_type):
-    """The same GaussianStats as ``sufficient_stats``, from T(X) (N, D + Q) = ``features(X)``:
-    one (K, N) x (N, D + Q) product."""
-    n_feat = feats.shape[1]
+    """The same GaussianStats as ``sufficient_stats``, from T(X) (N, 1 + D + Q) =
+    ``features(X)``: one (K, N) x (N, 1 + D + Q) product."""
+    n_feat = feats.shape[1] - 1
     d = n_feat // 2 if covariance_type in ("diag", "spherical") else int(
         (math.isqrt(8 * n_feat + 9) - 3) // 2)  # n_feat = D + D(D+1)/2
-    moments = weighted_resp.T @ feats
-    sx, quad = moments[:, :d], moments[:, d:]
+    # the barrier keeps R^T materialised (C x K, small) so that XLA CPU emits a plain
+    # row-major (K, C) x (C, F) product (its fast YNNPACK kernel) rather than a dot that
+    # contracts both operands' leading axes (Eigen, ~2x slower at these shapes)
+    moments = jax.lax.optimization_barrier(weighted_resp.T) @ feats
+    nk, sx, quad = moments[:, 0], moments[:, 1:d + 1], moments[:, d + 1:]
     if covariance_type in ("full", "tied"):
         if covariance_type == "tied":
             quad = jnp.sum(quad, axis=0, keepdims=True)
@@ -186,7 +193,7 @@ def stats_from_features(feats, weighted_resp, covariance_type):
             sxx = sxx[0]
     else:
         sxx = quad
-    return GaussianStats(jnp.sum(weighted_resp, axis=0), sx, sxx)
+    return GaussianStats(nk, sx, sxx)
 
 
 @dataclass(frozen=True)
@@ -220,17 +227,22 @@ class GaussianFamily:
                 precisions_cholesky(params.covariances, self.covariance_type))
 
     def block_log_joint(self, X, prepared):
-        """(log joint (C, K), features T(X) (C, D + Q)) for a block of rows X (C, D)."""
+        """(log joint (C, K), features T(X) (C, 1 + D + Q)) for a block of rows X (C, D)."""
         feats = features(X, self.covariance_type)
         if self._natural(X.dtype):
-            eta, const = prepared
-            return feats @ eta + const[None, :], feats
+            return feats @ prepared, feats
         log_weights, means, prec_chol = prepared
         return log_weights[None, :] + log_gaussian_prob(X, means, prec_chol,
                                                         self.covariance_type), feats
 
     def block_stats(self, feats, weighted_resp):
         return stats_from_features(feats, weighted_resp, self.covariance_type)
+
+    def row_width(self, n_features, n_components):
+        """Values one row of a block holds (features T(x) and the K log joints): sizes chunks."""
+        d = n_features
+        quad = d * (d + 1) // 2 if self.covariance_type in ("full", "tied") else d
+        return 1 + d + quad + n_components
 
     def log_prior(self, params, prior):
         return prior.log_prob(params)

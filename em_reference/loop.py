@@ -57,8 +57,12 @@ def e_pass(X, sample_weight, params, family, hard):
             resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), log_joint.shape[1],
                                   dtype=log_joint.dtype)
         else:
-            per_sample = jax.scipy.special.logsumexp(log_joint, axis=1)
-            resp = jnp.exp(log_joint - per_sample[:, None])
+            # logsumexp and the responsibilities from one exp of the (C, K) block
+            top = jax.lax.stop_gradient(jnp.max(log_joint, axis=1, keepdims=True))
+            unnorm = jnp.exp(log_joint - top)
+            total = jnp.sum(unnorm, axis=1, keepdims=True)
+            per_sample = (top + jnp.log(total))[:, 0]
+            resp = unnorm / total
         # zero-weight rows (padding) contribute exactly nothing, even if their density is 0
         objective = jnp.sum(jnp.where(wb > 0, wb * per_sample, 0.0))
         return objective, family.block_stats(feats, resp * wb[:, None])

@@ -81,6 +81,10 @@ class PoissonFamily:
     def block_stats(self, x, weighted_resp):
         return self.sufficient_stats(x, weighted_resp)
 
+    def row_width(self, n_features, n_components):
+        """Values one row of a block holds (the counts and the K log joints): sizes chunks."""
+        return n_features + n_components
+
     def log_prior(self, params, prior):
         return prior.log_prob(params)
 
