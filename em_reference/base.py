@@ -25,6 +25,10 @@ from em_reference.validation import (as_2d_samples, check_choice, check_float, c
                                      check_sample_weight)
 
 
+# the features T(X) of all samples are kept for the whole fit below this size (bytes)
+FEATURE_CACHE_BYTES = 2**28
+
+
 @partial(jax.jit, static_argnames="family")
 def _log_joint(X, params, family):
     return family.log_joint_matrix(X, params)
@@ -87,8 +91,10 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
         X: (N, D) or (N,). sample_weight: (N,) non-negative frequency weights (a row with
         weight 3 counts as three identical rows). chunk_size: stream the E-step over chunks of
-        this many rows (memory O(chunk_size * K * D), never the (N, K) responsibilities);
-        None picks a cache-sized chunk.
+        this many rows, rebuilding each chunk's features T(x) every iteration (memory
+        O(chunk_size * F), never the (N, K) responsibilities or the (N, F) features);
+        None picks the chunk size and keeps T(X) for the whole fit when it takes at most
+        FEATURE_CACHE_BYTES (256 MB), which is faster.
         devices: an int or a list of jax devices; X is sharded along samples over them.
         """
         return self._fit(X, sample_weight, chunk_size, devices)
@@ -117,8 +123,13 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
+        n_feat = family.feature_width(X.shape[1])
         Xd, wd = self._lay_out(X, w, self._center, chunk_size, devices, dtype,
-                               family.row_width(X.shape[1], self.n_components))
+                               n_feat + self.n_components)
+        # chunk_size=None keeps the features T(X) for the whole fit when they are small
+        # (not rebuilt every iteration); an explicit chunk_size asks for O(chunk) memory
+        cache = chunk_size is None and (
+            Xd.shape[0] * Xd.shape[1] * n_feat * dtype.itemsize <= FEATURE_CACHE_BYTES)
         # initial responsibilities (k-means, seed points) do not depend on where the origin is
         init = self._initial_params(X, w, Xd, family)
         # XLA's CPU LAPACK calls (Cholesky of the K covariances, every iteration) go to
@@ -130,7 +141,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
             state = fit_em(cast(init), Xd, wd,
                            None if prior is None else cast(prior), jnp.asarray(self.tol, dtype),
                            family=family, hard=self.assignment == "hard",
-                           max_iter=self.max_iter)
+                           max_iter=self.max_iter, cache_features=cache)
             state = jax.device_get(state)
 
         finals = np.array([state.trace[i, state.n_iter[i]] for i in range(self.n_init)])

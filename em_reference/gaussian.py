@@ -226,23 +226,26 @@ class GaussianFamily:
         return (jnp.log(params.weights), params.means,
                 precisions_cholesky(params.covariances, self.covariance_type))
 
-    def block_log_joint(self, X, prepared):
-        """(log joint (C, K), features T(X) (C, 1 + D + Q)) for a block of rows X (C, D)."""
-        feats = features(X, self.covariance_type)
-        if self._natural(X.dtype):
-            return feats @ prepared, feats
+    def block_features(self, X):
+        """T(X) (C, 1 + D + Q) for a block of rows X (C, D)."""
+        return features(X, self.covariance_type)
+
+    def block_log_joint(self, feats, prepared):
+        """log joint (C, K) for a block of rows, from their features T(X) (C, 1 + D + Q)."""
+        if self._natural(feats.dtype):
+            return feats @ prepared
         log_weights, means, prec_chol = prepared
+        X = feats[:, 1: means.shape[1] + 1]  # the Cholesky form works on x itself
         return log_weights[None, :] + log_gaussian_prob(X, means, prec_chol,
-                                                        self.covariance_type), feats
+                                                        self.covariance_type)
 
     def block_stats(self, feats, weighted_resp):
         return stats_from_features(feats, weighted_resp, self.covariance_type)
 
-    def row_width(self, n_features, n_components):
-        """Values one row of a block holds (features T(x) and the K log joints): sizes chunks."""
+    def feature_width(self, n_features):
+        """F, the number of features T(x) per row: 1 + D + D(D+1)/2, or 1 + 2D (diag, sph.)."""
         d = n_features
-        quad = d * (d + 1) // 2 if self.covariance_type in ("full", "tied") else d
-        return 1 + d + quad + n_components
+        return 1 + d + (d * (d + 1) // 2 if self.covariance_type in ("full", "tied") else d)
 
     def log_prior(self, params, prior):
         return prior.log_prob(params)

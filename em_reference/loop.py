@@ -1,7 +1,8 @@
 """The EM loop, written once for every mixture family (BlackJAX-style pure functions).
 
 A family (GaussianFamily, PoissonFamily) supplies ``prepare(params)`` (what one E-step needs
-of the parameters, computed once), ``block_log_joint(X_block, prepared) -> ((C, K), features)``,
+of the parameters, computed once), ``block_features(X_block) -> (C, F)`` (the sufficient-
+statistic features T(x)), ``block_log_joint(features, prepared) -> (C, K)``,
 ``block_stats(features, weighted_resp)`` (the sufficient statistics, from the same features),
 ``m_step(stats, old_params, prior)`` and ``log_prior(params, prior)``. The loop is
 
@@ -13,6 +14,8 @@ The E-step never keeps the (N, K) responsibilities: it reduces them at once to t
 and the sufficient statistics. With data laid out as chunks (n_chunks, C, D) it does so chunk
 by chunk in a ``lax.scan``, so memory is O(C K) whatever N is (streaming EM). Sums over samples
 are plain ``jnp.sum``s, so the same code runs on data sharded over devices (sharded EM).
+``fit_em(..., cache_features=True)`` computes T(X) once before the loop instead of once per
+iteration (faster, at N x F values of memory: the estimator does so when they fit a budget).
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ class EMState(NamedTuple):
     trace: jax.Array
 
 
-def e_pass(X, sample_weight, params, family, hard):
+def e_pass(X, sample_weight, params, family, hard, features_given=False):
     """One pass over the data at fixed params.
 
-    X (N, D) with sample_weight (N,), or chunked X (n_chunks, C, D) with (n_chunks, C).
+    X (N, D) with sample_weight (N,), or chunked X (n_chunks, C, D) with (n_chunks, C); with
+    features_given, X holds the family's features instead ((N, F) or (n_chunks, C, F)).
     Returns (objective, stats): objective = sum_n w_n log sum_k p(x_n, z=k) for soft EM, or the
     classification log-likelihood sum_n w_n max_k log p(x_n, z=k) for hard EM; stats are the
     family's weighted sufficient statistics.
@@ -51,7 +55,8 @@ def e_pass(X, sample_weight, params, family, hard):
     prepared = family.prepare(params)
 
     def one_block(Xb, wb):
-        log_joint, feats = family.block_log_joint(Xb, prepared)
+        feats = Xb if features_given else family.block_features(Xb)
+        log_joint = family.block_log_joint(feats, prepared)
         if hard:
             per_sample = jnp.max(log_joint, axis=1)
             resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), log_joint.shape[1],
@@ -88,9 +93,9 @@ def scan_sum(fn, chunks):
     return jax.lax.scan(add, zeros, chunks)[0]
 
 
-def objective(X, sample_weight, params, family, prior, hard):
+def objective(X, sample_weight, params, family, prior, hard, features_given=False):
     """The objective EM increases: log-likelihood (+ log prior for MAP-EM)."""
-    value, _ = e_pass(X, sample_weight, params, family, hard)
+    value, _ = e_pass(X, sample_weight, params, family, hard, features_given)
     if prior is not None:
         value = value + family.log_prior(params, prior)
     return value
@@ -103,14 +108,14 @@ def em_init(params, max_iter):
                    jnp.full(max_iter + 1, -jnp.inf, dtype))
 
 
-def em_step(state, X, sample_weight, family, prior, hard, tol):
+def em_step(state, X, sample_weight, family, prior, hard, tol, features_given=False):
     """One EM iteration: E-step at state.params, then the (MAP-)M-step.
 
     Converged when the objective per unit of sample weight changed by less than tol (the
     convention of scikit-learn). A non-finite objective or non-finite new parameters stop the
     loop with ``failed`` set and the last finite parameters kept.
     """
-    value, stats = e_pass(X, sample_weight, state.params, family, hard)
+    value, stats = e_pass(X, sample_weight, state.params, family, hard, features_given)
     if prior is not None:
         value = value + family.log_prior(state.params, prior)
     new_params = family.m_step(stats, state.params, prior)
@@ -123,23 +128,28 @@ def em_step(state, X, sample_weight, family, prior, hard, tol):
                    state.trace.at[state.n_iter].set(value))
 
 
-@partial(jax.jit, static_argnames=("family", "hard", "max_iter"))
-def fit_em(init_params, X, sample_weight, prior, tol, *, family, hard, max_iter):
+@partial(jax.jit, static_argnames=("family", "hard", "max_iter", "cache_features"))
+def fit_em(init_params, X, sample_weight, prior, tol, *, family, hard, max_iter,
+           cache_features=False):
     """Run EM from a batch of initial parameters (leading axis: restarts), in parallel (vmap).
 
+    cache_features: compute the features T(X) once, before the loop (N x F values held for the
+    whole fit), rather than chunk by chunk in every E-step (memory O(chunk) whatever N is).
     Returns the final EMState with every field batched over restarts; ``trace[n_iter]`` holds
     the objective at the returned parameters.
     """
+    if cache_features:
+        X = (jax.vmap(family.block_features) if X.ndim == 3 else family.block_features)(X)
 
     def run_one(params):
         def cond(state):
             return (state.n_iter < max_iter) & ~state.converged & ~state.failed
 
         def body(state):
-            return em_step(state, X, sample_weight, family, prior, hard, tol)
+            return em_step(state, X, sample_weight, family, prior, hard, tol, cache_features)
 
         state = jax.lax.while_loop(cond, body, em_init(params, max_iter))
-        final = objective(X, sample_weight, state.params, family, prior, hard)
+        final = objective(X, sample_weight, state.params, family, prior, hard, cache_features)
         return state._replace(objective=final, trace=state.trace.at[state.n_iter].set(final))
 
     return jax.vmap(run_one)(init_params)

@@ -74,16 +74,19 @@ class PoissonFamily:
     def prepare(self, params):
         return params
 
+    def block_features(self, x):
+        """The counts themselves: the Poisson's sufficient statistic."""
+        return x
+
     def block_log_joint(self, x, params):
-        """(log joint (C, K), the counts themselves: the Poisson's sufficient statistic)."""
-        return log_joint_matrix(x, params), x
+        return log_joint_matrix(x, params)
 
     def block_stats(self, x, weighted_resp):
         return self.sufficient_stats(x, weighted_resp)
 
-    def row_width(self, n_features, n_components):
-        """Values one row of a block holds (the counts and the K log joints): sizes chunks."""
-        return n_features + n_components
+    def feature_width(self, n_features):
+        """F, the number of features per row: the D counts."""
+        return n_features
 
     def log_prior(self, params, prior):
         return prior.log_prob(params)

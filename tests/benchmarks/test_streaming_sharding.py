@@ -82,16 +82,18 @@ def make(family, ct, **kwargs):
 
 @pytest.mark.parametrize("family,ct", CASES)
 def test_chunked_equals_one_pass(family, ct):
-    """chunk_size=7 and 64 (301 rows: the last chunk is padded with zero-weight rows) agree
-    with one chunk holding all the rows, and with the functional core on unchunked (N, D)."""
+    """chunk_size=7 and 64 (301 rows: the last chunk is padded with zero-weight rows) and None
+    (features T(X) computed once and kept) agree with one chunk holding all the rows, and with
+    the functional core on unchunked (N, D), features rebuilt per iteration or kept."""
     est, X = make(family, ct)
     ref = fitted(est, X, chunk_size=len(X))
     for chunk_size in (7, 64, None):
         assert_same(fitted(make(family, ct)[0], X, chunk_size=chunk_size), ref)
-    assert_same(ref, one_pass_core(family, ct))
+    for cache_features in (False, True):
+        assert_same(ref, one_pass_core(family, ct, cache_features))
 
 
-def one_pass_core(family, ct):
+def one_pass_core(family, ct, cache_features):
     """The same fit through the functional core em_reference.loop.fit_em with X as one (N, D)
     block: the E-step then never goes through lax.scan."""
     import jax.numpy as jnp
@@ -111,7 +113,7 @@ def one_pass_core(family, ct):
         fam, names = PoissonFamily(), ("weights_", "rates_")
     batch = type(init)(*(jnp.asarray(a, float)[None] for a in init))
     state = fit_em(batch, jnp.asarray(X), jnp.ones(len(X)), None, jnp.asarray(0.0),
-                   family=fam, hard=False, max_iter=N_ITER)
+                   family=fam, hard=False, max_iter=N_ITER, cache_features=cache_features)
     n_iter = int(state.n_iter[0])
     out = {name: np.asarray(leaf[0]) for name, leaf in zip(names, state.params)}
     out["lower_bounds_"] = np.asarray(state.trace[0, :n_iter + 1])
