@@ -124,8 +124,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
         n_feat = family.feature_width(X.shape[1])
+        # per row, a block holds the features and every restart's K log joints
         Xd, wd = self._lay_out(X, w, self._center, chunk_size, devices, dtype,
-                               n_feat + self.n_components)
+                               n_feat + self.n_init * self.n_components)
         # chunk_size=None keeps the features T(X) for the whole fit when they are small
         # (not rebuilt every iteration); an explicit chunk_size asks for O(chunk) memory
         cache = chunk_size is None and (
@@ -203,7 +204,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
         Returns (X chunks (n_chunks, C, D), weight chunks (n_chunks, C)). chunk_size=None picks
         C so that a chunk's temporaries (row_width values per row: the (C, F) features and the
-        (C, K) densities) hold about 2^20 values (8 MB in float64): smaller chunks pay XLA's
+        (C, n_init K) densities) hold about 2^20 values (8 MB in float64): smaller chunks pay XLA's
         per-operation overhead more often, larger ones leave the cache (measured on the
         benchmark cases, benchmarks/).
         """
