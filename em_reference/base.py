@@ -25,8 +25,9 @@ from em_reference.validation import (as_2d_samples, check_choice, check_float, c
                                      check_sample_weight)
 
 
-# the features T(X) of all samples are kept for the whole fit below this size (bytes)
-FEATURE_CACHE_BYTES = 2**28
+# the features T(X) of all samples are kept for the whole fit below this size (bytes); building
+# them briefly takes about twice this (the slices before they are joined)
+FEATURE_CACHE_BYTES = 2**27
 
 
 @partial(jax.jit, static_argnames="family")
@@ -94,7 +95,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
         this many rows, rebuilding each chunk's features T(x) every iteration (memory
         O(chunk_size * F), never the (N, K) responsibilities or the (N, F) features);
         None picks the chunk size and keeps T(X) for the whole fit when it takes at most
-        FEATURE_CACHE_BYTES (256 MB), which is faster.
+        FEATURE_CACHE_BYTES (128 MB), which is faster.
         devices: an int or a list of jax devices; X is sharded along samples over them.
         """
         return self._fit(X, sample_weight, chunk_size, devices)
