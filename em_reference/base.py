@@ -15,9 +15,8 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
-from em_reference import config  # noqa: F401  (float64)
+from em_reference import config
 from em_reference import elbo as elbo_lib
 from em_reference.initialization import INIT_METHODS, initial_responsibilities
 from em_reference.loop import fit_em, scan_sum
@@ -134,12 +133,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
             Xd.shape[0] * Xd.shape[1] * n_feat * dtype.itemsize <= FEATURE_CACHE_BYTES)
         # initial responsibilities (k-means, seed points) do not depend on where the origin is
         init = self._initial_params(X, w, Xd, family)
-        # XLA's CPU LAPACK calls (Cholesky of the K covariances, every iteration) go to
-        # OpenBLAS, whose idle threads spin and take cores from XLA's own thread pool: one
-        # BLAS thread for these tiny factorisations makes the EM loop ~30% faster at
-        # (100,000, 32, 16, full) on 2 cores (benchmarks/). Held until the results are read
-        # back, since XLA runs the loop asynchronously.
-        with threadpool_limits(limits=1, user_api="blas"):
+        # OpenBLAS's spinning threads would take XLA's cores (config.one_blas_thread); held
+        # until the results are read back, since XLA runs the loop asynchronously
+        with config.one_blas_thread():
             state = fit_em(cast(init), Xd, wd,
                            None if prior is None else cast(prior), jnp.asarray(self.tol, dtype),
                            family=family, hard=self.assignment == "hard",

@@ -14,6 +14,7 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta
 from numpyro.infer.initialization import init_to_uniform
 
+from em_reference.config import one_blas_thread
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             init_loc_fn, require_finite, to_numpy, with_deterministic)
 from models._lbfgs import lbfgs
@@ -26,6 +27,7 @@ def _no_guide(*args, **kwargs):
     """Guide of a model without latent sample sites: SVI then only optimises its params."""
 
 
+@one_blas_thread()  # XLA's LAPACK calls: see em_reference.config
 def fit_map(model, *args, seed=0, init=None, n_restarts=None, num_steps=5000,
             learning_rate=0.01, window=100, tol=1e-7, polish=True, polish_maxiter=1000,
             polish_max_dim=5000, init_strategy=init_to_uniform, progress_bar=False,

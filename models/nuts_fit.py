@@ -15,6 +15,7 @@ from numpyro.infer import NUTS
 from numpyro.infer.initialization import init_to_uniform, init_to_value
 from tqdm.auto import tqdm
 
+from em_reference.config import one_blas_thread
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             posterior_inference_data, require_finite)
 from models._model_info import (compile_timed, inspect_model, prepare_args, split_args,
@@ -32,6 +33,7 @@ def _chunk_size(num_warmup, num_samples, cap):
     return max(d for d in range(1, min(g, cap) + 1) if g % d == 0)
 
 
+@one_blas_thread()  # XLA's LAPACK calls: see em_reference.config
 def fit_nuts(model, *args, seed=0, num_warmup=500, num_samples=500, num_chains=2,
              chain_method="sequential", init=None, init_strategy=init_to_uniform,
              target_accept_prob=0.8, max_tree_depth=10, dense_mass=False, relabel="auto",

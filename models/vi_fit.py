@@ -13,6 +13,7 @@ from numpyro.infer.autoguide import (AutoLowRankMultivariateNormal, AutoMultivar
                                      AutoNormal)
 from numpyro.infer.initialization import init_to_uniform
 
+from em_reference.config import one_blas_thread
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             init_loc_fn, posterior_inference_data, require_finite, to_numpy,
                             with_deterministic)
@@ -25,6 +26,7 @@ GUIDES = {"mean_field": AutoNormal, "full_rank": AutoMultivariateNormal,
           "low_rank": AutoLowRankMultivariateNormal}
 
 
+@one_blas_thread()  # XLA's LAPACK calls: see em_reference.config
 def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
            num_steps=10000, learning_rate=0.01, num_particles=1, window=500, tol=1e-4,
            init_scale=0.1, rank=None, num_samples=1000, elbo_particles=2000,

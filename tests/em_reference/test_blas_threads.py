@@ -1,0 +1,67 @@
+"""Every fitter runs with BLAS held to one thread (em_reference.config.one_blas_thread): XLA's
+LAPACK calls go to OpenBLAS, whose spinning threads would take XLA's cores. The limit must hold
+inside the fit and be undone after it, also when the fit raises."""
+
+import functools
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import models
+from em_reference import GaussianMixtureEM, config
+
+
+def blas_threads():
+    return {p["filepath"]: p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+
+def test_limit_holds_inside_and_is_undone_after_an_error():
+    before = blas_threads()
+    if not before or max(before.values()) < 2:
+        pytest.skip("this machine's BLAS runs one thread already: nothing to limit")
+    with pytest.raises(RuntimeError):
+        with config.one_blas_thread():
+            assert set(blas_threads().values()) == {1}
+            raise RuntimeError("a fit that fails")
+    assert blas_threads() == before
+
+
+def test_em_loop_runs_under_the_limit(monkeypatch):
+    """The estimator dispatches (and reads back) its compiled EM loop inside the limit."""
+    import em_reference.base as base
+
+    if max(blas_threads().values(), default=1) < 2:
+        pytest.skip("this machine's BLAS runs one thread already: nothing to limit")
+    seen, real_fit_em = [], base.fit_em
+
+    def spy(*args, **kwargs):
+        seen.append(max(blas_threads().values()))
+        return real_fit_em(*args, **kwargs)
+
+    monkeypatch.setattr(base, "fit_em", spy)
+    GaussianMixtureEM(2, max_iter=3, random_state=0).fit(np.random.default_rng(0).normal(
+        size=(60, 2)))
+    assert seen == [1]
+    assert max(blas_threads().values()) >= 2  # undone after the fit
+
+
+@pytest.mark.parametrize("fitter", ["fit_map", "fit_vi", "fit_nuts"])
+def test_numpyro_fitters_run_under_the_limit(fitter):
+    """The model is traced inside the fitter: record BLAS's thread count when it is."""
+    if max(blas_threads().values(), default=1) < 2:
+        pytest.skip("this machine's BLAS runs one thread already: nothing to limit")
+    seen = []
+
+    @functools.wraps(models.gaussian_mixture)  # keeps prepare_args, which the fitters call
+    def model(*args, **kwargs):
+        seen.append(max(blas_threads().values()))
+        return models.gaussian_mixture(*args, **kwargs)
+
+    X = np.random.default_rng(0).normal(size=(40, 1))
+    kwargs = {"fit_map": {"num_steps": 5}, "fit_vi": {"num_steps": 5, "num_samples": 10,
+                                                    "model_kwargs": {"prior": "default"}},
+              "fit_nuts": {"num_warmup": 5, "num_samples": 5, "num_chains": 1,
+                           "model_kwargs": {"prior": "default"}}}[fitter]
+    getattr(models, fitter)(model, X, 2, **kwargs)
+    assert seen and set(seen) == {1}
