@@ -27,6 +27,7 @@ def test_limit_holds_inside_and_is_undone_after_an_error():
     assert blas_threads() == before
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 iterations
 def test_em_loop_runs_under_the_limit(monkeypatch):
     """The estimator dispatches (and reads back) its compiled EM loop inside the limit."""
     import em_reference.base as base
