@@ -16,10 +16,12 @@ def blas_threads():
     return {p["filepath"]: p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
 
 
+pytestmark = pytest.mark.skipif(max(blas_threads().values(), default=1) < 2,
+                                reason="this machine's BLAS runs one thread: nothing to limit")
+
+
 def test_limit_holds_inside_and_is_undone_after_an_error():
     before = blas_threads()
-    if not before or max(before.values()) < 2:
-        pytest.skip("this machine's BLAS runs one thread already: nothing to limit")
     with pytest.raises(RuntimeError):
         with config.one_blas_thread():
             assert set(blas_threads().values()) == {1}
@@ -32,8 +34,6 @@ def test_em_loop_runs_under_the_limit(monkeypatch):
     """The estimator dispatches (and reads back) its compiled EM loop inside the limit."""
     import em_reference.base as base
 
-    if max(blas_threads().values(), default=1) < 2:
-        pytest.skip("this machine's BLAS runs one thread already: nothing to limit")
     seen, real_fit_em = [], base.fit_em
 
     def spy(*args, **kwargs):
@@ -50,8 +50,6 @@ def test_em_loop_runs_under_the_limit(monkeypatch):
 @pytest.mark.parametrize("fitter", ["fit_map", "fit_vi", "fit_nuts"])
 def test_numpyro_fitters_run_under_the_limit(fitter):
     """The model is traced inside the fitter: record BLAS's thread count when it is."""
-    if max(blas_threads().values(), default=1) < 2:
-        pytest.skip("this machine's BLAS runs one thread already: nothing to limit")
     seen = []
 
     @functools.wraps(models.gaussian_mixture)  # keeps prepare_args, which the fitters call
