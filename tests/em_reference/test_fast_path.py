@@ -110,3 +110,17 @@ def test_e_pass_objective_is_the_log_likelihood(ct):
     expected = gaussian.log_likelihood(X, params, ct)
     np.testing.assert_allclose(float(value), float(expected), rtol=1e-12)
     np.testing.assert_allclose(float(jnp.sum(st.nk)), n, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+@pytest.mark.parametrize("family", [*(gaussian.GaussianFamily(ct) for ct in COV_TYPES),
+                                    poisson.PoissonFamily()])
+def test_feature_width_is_the_width_of_the_features(family, d):
+    """feature_width (which sizes chunks and the feature cache) counts the columns that
+    block_features really builds: 1 + D + D(D+1)/2 distinct moments (full, tied), 1 + 2D (diag,
+    spherical), the D counts (Poisson)."""
+    expected = {"full": 1 + d + d * (d + 1) // 2, "tied": 1 + d + d * (d + 1) // 2,
+                "diag": 1 + 2 * d, "spherical": 1 + 2 * d}.get(
+        getattr(family, "covariance_type", None), d)
+    assert family.feature_width(d) == expected
+    assert family.block_features(jnp.zeros((3, d))).shape == (3, expected)
