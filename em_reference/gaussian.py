@@ -13,10 +13,10 @@ Two ways to the (N, K) log densities, checked against each other in the tests:
   family, log pi_k + log N(x | mu_k, Sigma_k) = T(x) . eta_k with features T(x) = (1, x, the
   quadratic terms), so the E-step is one (C, F) x (F, K) product and the sufficient statistics
   (N_k from the constant feature) are one (K, C) x (C, F) product against the same T(X) chunk
-  (``features``). The expansion
-  x'Lx - 2 mu'Lx + mu'L mu cancels for tight components far from the data's centre, harmlessly
-  in float64 (the estimator centres the data) but not in float32: full and tied covariances in
-  float32 keep the Cholesky form (as scikit-learn and gmmx do).
+  (``features``). The expansion x'Lx - 2 mu'Lx + mu'L mu cancels for tight components far
+  from the data's centre, harmlessly in float64 (the estimator centres the data) but not in
+  float32: full and tied covariances in float32 keep the Cholesky form (as scikit-learn and
+  gmmx do).
 """
 
 from __future__ import annotations
