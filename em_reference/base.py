@@ -103,6 +103,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
         """Fit, then return the labels (N,) of X under the fitted model."""
         return self._fit(X, sample_weight, chunk_size, devices).predict(X)
 
+    # the whole fit, host preparation included: one numpy BLAS call (centring X) left
+    # OpenBLAS's workers spinning through the first ~0.1 s of the EM loop (config.one_blas_thread)
+    @config.one_blas_thread()
     def _fit(self, X, sample_weight, chunk_size, devices):
         self._validate_common_params()
         X = self._validate_X(X, reset=True)
@@ -133,14 +136,10 @@ class MixtureEM(DensityMixin, BaseEstimator):
             Xd.shape[0] * Xd.shape[1] * n_feat * dtype.itemsize <= FEATURE_CACHE_BYTES)
         # initial responsibilities (k-means, seed points) do not depend on where the origin is
         init = self._initial_params(X, w, Xd, family)
-        # OpenBLAS's spinning threads would take XLA's cores (config.one_blas_thread); held
-        # until the results are read back, since XLA runs the loop asynchronously
-        with config.one_blas_thread():
-            state = fit_em(cast(init), Xd, wd,
-                           None if prior is None else cast(prior), jnp.asarray(self.tol, dtype),
-                           family=family, hard=self.assignment == "hard",
-                           max_iter=self.max_iter, cache_features=cache)
-            state = jax.device_get(state)
+        state = jax.device_get(fit_em(
+            cast(init), Xd, wd, None if prior is None else cast(prior),
+            jnp.asarray(self.tol, dtype), family=family, hard=self.assignment == "hard",
+            max_iter=self.max_iter, cache_features=cache))
 
         finals = np.array([state.trace[i, state.n_iter[i]] for i in range(self.n_init)])
         if not np.any(np.isfinite(finals)):

@@ -15,10 +15,11 @@ fit of same-shaped data pays no compilation.
 """
 
 import contextlib
+import functools
 import os
 
 import jax
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 X64_ENABLED = os.environ.get("MIXBENCH_X64", "1") != "0"
 jax.config.update("jax_enable_x64", X64_ENABLED)
@@ -30,15 +31,30 @@ if CACHE_DIR and jax.config.jax_compilation_cache_dir is None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
+@functools.cache
+def _blas_controller():
+    """The process's BLAS libraries, found once: scanning them takes ~2 ms, more than a small
+    fit. scipy.linalg is imported first because XLA's CPU LAPACK kernels call scipy's own
+    OpenBLAS (a different library from numpy's), which a scan made earlier would miss."""
+    import scipy.linalg  # noqa: F401
+
+    return ThreadpoolController()
+
+
 @contextlib.contextmanager
 def one_blas_thread():
     """Hold BLAS (OpenBLAS, MKL) to one thread inside the block or decorated function.
 
-    XLA's CPU LAPACK calls (the Cholesky factorisations inside jitted fits) go to OpenBLAS,
-    whose idle threads busy-spin and take the cores XLA's own thread pool needs. Measured on
-    the 2-core CI box: EM at (100,000, 32, 16, full) 142 -> 104 ms per iteration; NUTS on a
-    900-point Gaussian mixture (2 chains x 600 steps) 7.2 -> 2.6 s. The matrices factorised
-    are K x D x D, too small for a second BLAS thread to help.
+    After a multi-threaded call, OpenBLAS's idle threads busy-spin (~0.1 s each time, measured)
+    and take the cores XLA's own thread pool needs. Inside a fit, BLAS is called by XLA's CPU
+    LAPACK kernels (the K Cholesky factorisations of each M-step) and by numpy on the host
+    (centring the data, k-means); held to one thread, OpenBLAS never wakes its workers. Measured
+    on the 2-core CI box: EM at (100,000, 32, 16, full) 142 -> 104 ms per iteration; at
+    (100,000, 8, 8, diag), where only the host's centring called BLAS, 7.5 -> 5.3 ms per
+    iteration; NUTS on a 900-point Gaussian mixture (2 chains x 600 steps) 7.2 -> 2.6 s. The
+    matrices involved are K x D x D or one pass over X, too small for a second BLAS thread to
+    pay. Threads still spinning from the caller's own BLAS calls just before a fit are not
+    stopped by this: they go idle by themselves within ~0.1 s.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         yield

@@ -30,20 +30,28 @@ def test_limit_holds_inside_and_is_undone_after_an_error():
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 iterations
-def test_em_loop_runs_under_the_limit(monkeypatch):
-    """The estimator dispatches (and reads back) its compiled EM loop inside the limit."""
+def test_whole_estimator_fit_runs_under_the_limit(monkeypatch):
+    """The host's preparation (centring X with a BLAS call) and the compiled EM loop, dispatched
+    and read back, both run inside the limit: a multi-threaded BLAS call before the loop leaves
+    OpenBLAS's workers spinning through its first ~0.1 s."""
     import em_reference.base as base
 
-    seen, real_fit_em = [], base.fit_em
+    seen, real_fit_em = {}, base.fit_em
+    real_center = GaussianMixtureEM._data_center
 
-    def spy(*args, **kwargs):
-        seen.append(max(blas_threads().values()))
+    def spy_fit_em(*args, **kwargs):
+        seen["loop"] = max(blas_threads().values())
         return real_fit_em(*args, **kwargs)
 
-    monkeypatch.setattr(base, "fit_em", spy)
+    def spy_center(self, X, w):
+        seen["centring"] = max(blas_threads().values())
+        return real_center(self, X, w)
+
+    monkeypatch.setattr(base, "fit_em", spy_fit_em)
+    monkeypatch.setattr(GaussianMixtureEM, "_data_center", spy_center)
     GaussianMixtureEM(2, max_iter=3, random_state=0).fit(np.random.default_rng(0).normal(
         size=(60, 2)))
-    assert seen == [1]
+    assert seen == {"loop": 1, "centring": 1}
     assert max(blas_threads().values()) >= 2  # undone after the fit
 
 
