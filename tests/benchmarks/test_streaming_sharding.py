@@ -93,9 +93,10 @@ def test_chunked_equals_one_pass(family, ct):
         assert_same(ref, one_pass_core(family, ct, cache_features))
 
 
-def one_pass_core(family, ct, cache_features):
+def one_pass_core(family, ct, cache_features, chunk_size=None, n_restarts=1):
     """The same fit through the functional core em_reference.loop.fit_em with X as one (N, D)
-    block: the E-step then never goes through lax.scan."""
+    block (the E-step then never goes through lax.scan), or laid out by hand as chunks of
+    chunk_size rows (zero-weight padding), the same start repeated n_restarts times."""
     import jax.numpy as jnp
 
     from em_reference.gaussian import GaussianFamily, GaussianParams
@@ -103,6 +104,12 @@ def one_pass_core(family, ct, cache_features):
     from em_reference.poisson import PoissonFamily, PoissonParams
 
     est, X = make(family, ct)
+    w = np.ones(len(X))
+    if chunk_size is not None:
+        n_chunks = -(-len(X) // chunk_size)
+        pad = n_chunks * chunk_size - len(X)
+        X = np.concatenate([X, np.zeros((pad, X.shape[1]))]).reshape(n_chunks, chunk_size, -1)
+        w = np.concatenate([w, np.zeros(pad)]).reshape(n_chunks, chunk_size)
     if family == "gaussian":
         prec = np.asarray(est.precisions_init)
         cov = np.linalg.inv(prec) if ct in ("full", "tied") else 1.0 / prec
@@ -111,14 +118,33 @@ def one_pass_core(family, ct, cache_features):
     else:
         init = PoissonParams(est.weights_init, np.asarray(est.rates_init, float))
         fam, names = PoissonFamily(), ("weights_", "rates_")
-    batch = type(init)(*(jnp.asarray(a, float)[None] for a in init))
-    state = fit_em(batch, jnp.asarray(X), jnp.ones(len(X)), None, jnp.asarray(0.0),
+    batch = type(init)(*(jnp.repeat(jnp.asarray(a, float)[None], n_restarts, axis=0)
+                         for a in init))
+    state = fit_em(batch, jnp.asarray(X), jnp.asarray(w), None, jnp.asarray(0.0),
                    family=fam, hard=False, max_iter=N_ITER, cache_features=cache_features)
-    n_iter = int(state.n_iter[0])
-    out = {name: np.asarray(leaf[0]) for name, leaf in zip(names, state.params)}
-    out["lower_bounds_"] = np.asarray(state.trace[0, :n_iter + 1])
-    out["lower_bound_"] = np.asarray(state.trace[0, n_iter])
+    n_iter = int(state.n_iter[-1])
+    out = {name: np.asarray(leaf[-1]) for name, leaf in zip(names, state.params)}
+    out["lower_bounds_"] = np.asarray(state.trace[-1, :n_iter + 1])
+    out["lower_bound_"] = np.asarray(state.trace[-1, n_iter])
     return out
+
+
+@pytest.mark.parametrize("family,ct", [("gaussian", "full"), ("gaussian", "diag"),
+                                       ("poisson", None)])
+def test_kept_features_unrolled_or_scanned_equal_one_pass(family, ct):
+    """Features computed once and kept, over chunks: a few chunks and one restart run the
+    E-step unrolled over separate arrays (loop.UNROLL_MAX_CHUNKS), more chunks or a batch of
+    restarts scan over one array; features rebuilt every iteration scan too. All agree with
+    the one-pass fit."""
+    from em_reference.loop import UNROLL_MAX_CHUNKS
+
+    ref = one_pass_core(family, ct, cache_features=False)
+    for chunk_size in (64, 16):  # 5 chunks (unrolled), 19 chunks (scanned)
+        assert (-(-301 // chunk_size) <= UNROLL_MAX_CHUNKS) == (chunk_size == 64)
+        for cache_features in (True, False):
+            for n_restarts in (1, 2):
+                assert_same(one_pass_core(family, ct, cache_features, chunk_size, n_restarts),
+                            ref)
 
 
 def test_chunked_with_weights_and_prior():
