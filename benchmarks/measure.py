@@ -7,10 +7,7 @@ em_reference's final labels).
 The first call of each (runner, max_iter) is a warm-up (for JAX: the compilation) and is
 reported, never counted. Contenders take turns inside every round, in a rotating order, so a
 burst of load from elsewhere on the machine hits all of them alike; the medians over rounds are
-reported. Every timed call starts after a pause of SETTLE_S: after a multi-threaded call,
-OpenBLAS's idle workers busy-spin for ~0.1 s (measured), so without it a contender timed right
-after scikit-learn shares the cores with scikit-learn's leftover threads (measured: em_reference
-at (100,000, 8, 8, diag) 5.3 -> 7.5 ms per iteration).
+reported.
 """
 
 from __future__ import annotations
@@ -22,12 +19,7 @@ import time
 import numpy as np
 
 
-SETTLE_S = float(os.environ.get("MIXBENCH_BENCH_SETTLE_S", "0.2"))  # 0 in --quick
-
-
 def timed(fn, *args, **kwargs):
-    """(seconds, result) of one call, started after SETTLE_S of idle cores."""
-    time.sleep(SETTLE_S)
     start = time.perf_counter()
     out = fn(*args, **kwargs)
     return time.perf_counter() - start, out

@@ -55,7 +55,7 @@ def plan(quick: bool) -> list[dict]:
 
     def add(name, spec, x64=True, cache=None, chain=None, timeout=3600):
         jobs.append({"name": name, "spec": spec, "x64": x64, "cache": cache,
-                     "chain": chain or name, "timeout": timeout, "quick": quick})
+                     "chain": chain or name, "timeout": timeout})
 
     add("machine", {"kind": "machine", "n": 256 if quick else 3000, "repeats": 2 if quick else 5})
     if quick:
@@ -152,8 +152,6 @@ def run_job(job: dict, cache_dirs: dict, log, code_dir: Path = ROOT) -> dict:
     env["PYTHONPATH"] = os.pathsep.join([str(code_dir), env.get("PYTHONPATH", "")]).rstrip(
         os.pathsep)
     env["MIXBENCH_X64"] = "1" if job["x64"] else "0"
-    if job["quick"]:  # its timings mean nothing: no pause before each timed call (measure.py)
-        env["MIXBENCH_BENCH_SETTLE_S"] = "0"
     cache = job["cache"]
     if cache == "FRESH":
         cache = tempfile.mkdtemp(prefix="mixbench-jax-cache-")
@@ -192,7 +190,7 @@ def batched(jobs: list[dict]) -> list[dict]:
         key = "x64" if job["x64"] else "x32"
         if key not in groups:
             groups[key] = {"name": f"batch_{key}", "x64": job["x64"], "cache": None,
-                           "chain": f"batch_{key}", "timeout": job["timeout"], "quick": True,
+                           "chain": f"batch_{key}", "timeout": job["timeout"],
                            "spec": {"kind": "batch", "jobs": []}}
             out.append(groups[key])
         groups[key]["spec"]["jobs"].append([job["name"], job["spec"]])
