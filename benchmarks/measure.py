@@ -7,7 +7,11 @@ em_reference's final labels).
 The first call of each (runner, max_iter) is a warm-up (for JAX: the compilation) and is
 reported, never counted. Contenders take turns inside every round, in a rotating order, so a
 burst of load from elsewhere on the machine hits all of them alike; the medians over rounds are
-reported.
+reported. Each turn starts with untimed fits of m1 iterations for at least TURN_WARMUP_S: after
+a multi-threaded call OpenBLAS's idle workers busy-spin for ~0.1 s, so a contender timed right
+after scikit-learn would share the cores with its leftover threads, and a pause instead of the
+warm-up leaves this virtual machine's cores cold (measured at (100,000, 8, 8, diag), em_reference
+per iteration: 3.9 ms back to back, 6.9 ms after a 0.2 s sleep, 5.2 ms after 50 ms of JAX work).
 """
 
 from __future__ import annotations
@@ -17,6 +21,17 @@ import resource
 import time
 
 import numpy as np
+
+
+TURN_WARMUP_S = 0.15
+
+
+def warm_up(fit, m1: int, seconds: float = TURN_WARMUP_S):
+    """Untimed fit(m1) calls, at least one, until ``seconds`` have passed."""
+    start = time.perf_counter()
+    fit(m1)
+    while time.perf_counter() - start < seconds:
+        fit(m1)
 
 
 def timed(fn, *args, **kwargs):
@@ -46,6 +61,7 @@ def interleaved_rounds(runners, m1: int, m2: int, repeats: int, budget_s: float 
             rec = out[r.name]
             if len(rec["per_iter"]) >= 3 and rec["spent"] > budget_s:
                 continue
+            warm_up(r.fit, m1)
             t1, _ = timed(r.fit, m1)
             t2, params = timed(r.fit, m2)
             rec["t_m1"].append(t1)
