@@ -72,3 +72,20 @@ def test_numpyro_fitters_run_under_the_limit(fitter):
                            "model_kwargs": {"prior": "default"}}}[fitter]
     getattr(models, fitter)(model, X, 2, **kwargs)
     assert seen and set(seen) == {1}
+
+
+def test_kmeans_initialisation_runs_on_one_thread_of_every_pool(monkeypatch):
+    """scikit-learn's k-means (OpenMP and BLAS) runs on one thread: its OpenMP threads fight
+    JAX's pool for the cores (em_reference.config.one_native_thread)."""
+    import em_reference.initialization as initialization
+
+    seen, real = [], initialization._responsibilities
+
+    def spy(*args, **kwargs):
+        seen.append({p["user_api"]: p["num_threads"] for p in threadpool_info()})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(initialization, "_responsibilities", spy)
+    GaussianMixtureEM(2, random_state=0).fit(np.random.default_rng(0).normal(size=(60, 2)))
+    assert seen == [{"blas": 1, "openmp": 1}]
+    assert max(p["num_threads"] for p in threadpool_info()) >= 2  # undone after the fit
