@@ -59,10 +59,11 @@ def split(n, held_out_fraction):
 def kmeans_labels(X, n_components, seed):
     """Labels (N,) of one k-means run, as scikit-learn's mixtures initialise (n_init=1)."""
     from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
+
+    from em_reference.config import one_native_thread
 
     # one OpenMP thread: scikit-learn's pool fights JAX's for the cores (10-30x slower)
-    with warnings.catch_warnings(), threadpool_limits(1):
+    with warnings.catch_warnings(), one_native_thread():
         warnings.simplefilter("ignore")  # ConvergenceWarning on duplicate points
         return KMeans(n_clusters=n_components, n_init=1, random_state=seed).fit(X).labels_
 

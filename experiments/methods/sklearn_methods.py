@@ -14,7 +14,8 @@ import warnings
 
 import numpy as np
 from scipy import stats
-from threadpoolctl import threadpool_limits
+
+from em_reference.config import one_native_thread
 
 from .em_methods import precisions_from_covariances
 from .registry import MethodFit, register_method
@@ -36,7 +37,7 @@ def fit_sklearn_em(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6):
                           means_init=init["means"],
                           precisions_init=precisions_from_covariances(init["covariances"], ct),
                           random_state=problem.seed)
-    with warnings.catch_warnings(), threadpool_limits(1):  # see problem.kmeans_labels
+    with warnings.catch_warnings(), one_native_thread():  # see problem.kmeans_labels
         warnings.simplefilter("ignore")
         start = time.perf_counter()
         est.fit(problem.X_train)
@@ -99,7 +100,7 @@ def fit_sklearn_vb(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6, num_samples
         mean_prior=np.asarray(prior.mean_prior, float),
         degrees_of_freedom_prior=float(prior.degrees_of_freedom),
         covariance_prior=float(psi) if ct == "spherical" else psi, random_state=problem.seed)
-    with warnings.catch_warnings(), threadpool_limits(1):  # see problem.kmeans_labels
+    with warnings.catch_warnings(), one_native_thread():  # see problem.kmeans_labels
         warnings.simplefilter("ignore")
         start = time.perf_counter()
         est.fit(problem.X_train)
