@@ -33,7 +33,7 @@ if CACHE_DIR and jax.config.jax_compilation_cache_dir is None:
 
 
 @functools.cache
-def _blas_controller():
+def _native_thread_pools():
     """The process's BLAS and OpenMP libraries, found once: scanning them takes ~1-2 ms, more
     than a small fit. scipy.linalg is imported first because XLA's CPU LAPACK kernels call
     scipy's own OpenBLAS (a different library from numpy's), which an earlier scan would miss.
@@ -58,7 +58,7 @@ def one_blas_thread():
     pay. Threads still spinning from the caller's own BLAS calls just before a fit are not
     stopped by this: they go idle by themselves within ~0.1 s.
     """
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with _native_thread_pools().limit(limits=1, user_api="blas"):
         yield
 
 
@@ -68,5 +68,5 @@ def one_native_thread():
     initialisation, whose OpenMP threads fight JAX's pool for the cores. Same as
     ``threadpool_limits(1)`` without its ~1 ms library scan per call (a fifth of a fit of
     2,000 points)."""
-    with _blas_controller().limit(limits=1):
+    with _native_thread_pools().limit(limits=1):
         yield
