@@ -175,13 +175,18 @@ def natural_parameters(params, covariance_type):
 def stats_from_features(feats, weighted_resp, covariance_type):
     """The same GaussianStats as ``sufficient_stats``, from T(X) (N, 1 + D + Q) =
     ``features(X)``: one (K, N) x (N, 1 + D + Q) product."""
-    n_feat = feats.shape[1] - 1
-    d = n_feat // 2 if covariance_type in ("diag", "spherical") else int(
-        (math.isqrt(8 * n_feat + 9) - 3) // 2)  # n_feat = D + D(D+1)/2
     # the barrier keeps R^T materialised (C x K, small) so that XLA CPU emits a plain
     # row-major (K, C) x (C, F) product (its fast YNNPACK kernel) rather than a dot that
     # contracts both operands' leading axes (Eigen, ~2x slower at these shapes)
     moments = jax.lax.optimization_barrier(weighted_resp.T) @ feats
+    return stats_from_moments(moments, covariance_type)
+
+
+def stats_from_moments(moments, covariance_type):
+    """GaussianStats from moments (K, 1 + D + Q) = sum_n w_n r_nk T(x_n) (``features`` order)."""
+    n_feat = moments.shape[1] - 1
+    d = n_feat // 2 if covariance_type in ("diag", "spherical") else int(
+        (math.isqrt(8 * n_feat + 9) - 3) // 2)  # n_feat = D + D(D+1)/2
     nk, sx, quad = moments[:, 0], moments[:, 1:d + 1], moments[:, d + 1:]
     if covariance_type in ("full", "tied"):
         if covariance_type == "tied":
@@ -216,12 +221,15 @@ class GaussianFamily:
         return sufficient_stats(X, weighted_resp, self.covariance_type)
 
     # the EM loop's fast path: prepare once per E-step, then block by block
-    def _natural(self, dtype):
+    def linear_log_joint(self, dtype):
+        """True when ``block_log_joint(feats, prepared)`` is ``feats @ prepared`` (prepared:
+        the natural parameters (F, K)) and the stats are ``stats_from_moments(R^T feats)``:
+        always in float64; float32 full and tied keep the Cholesky form (module docstring)."""
         return self.covariance_type in ("diag", "spherical") or dtype == jnp.float64
 
     def prepare(self, params):
         """Parameter-only quantities of one E-step, computed once outside the chunk loop."""
-        if self._natural(params.means.dtype):
+        if self.linear_log_joint(params.means.dtype):
             return natural_parameters(params, self.covariance_type)
         return (jnp.log(params.weights), params.means,
                 precisions_cholesky(params.covariances, self.covariance_type))
@@ -232,7 +240,7 @@ class GaussianFamily:
 
     def block_log_joint(self, feats, prepared):
         """log joint (C, K) for a block of rows, from their features T(X) (C, 1 + D + Q)."""
-        if self._natural(feats.dtype):
+        if self.linear_log_joint(feats.dtype):
             return feats @ prepared
         log_weights, means, prec_chol = prepared
         X = feats[:, 1: means.shape[1] + 1]  # the Cholesky form works on x itself
@@ -241,6 +249,10 @@ class GaussianFamily:
 
     def block_stats(self, feats, weighted_resp):
         return stats_from_features(feats, weighted_resp, self.covariance_type)
+
+    def stats_from_moments(self, moments):
+        """GaussianStats from moments (K, F) = R^T T(X) (the linear form's statistics)."""
+        return stats_from_moments(moments, self.covariance_type)
 
     def feature_width(self, n_features):
         """F, the number of features T(x) per row: 1 + D + D(D+1)/2, or 1 + 2D (diag, sph.)."""

@@ -4,7 +4,9 @@ A family (GaussianFamily, PoissonFamily) supplies ``prepare(params)`` (what one 
 of the parameters, computed once), ``block_features(X_block) -> (C, F)`` (the sufficient-
 statistic features T(x)), ``block_log_joint(features, prepared) -> (C, K)``,
 ``block_stats(features, weighted_resp)`` (the sufficient statistics, from the same features),
-``m_step(stats, old_params, prior)`` and ``log_prior(params, prior)``. The loop is
+``m_step(stats, old_params, prior)`` and ``log_prior(params, prior)``; a family whose log joint
+is linear in its features (``linear_log_joint(dtype)``: the Gaussian's natural parameters)
+also gives ``stats_from_moments(R^T T(X))``, so that restarts share one product. The loop is
 
     state = em_init(params)
     state = em_step(state, data, ...)      # E-step -> objective at state.params, M-step
@@ -18,6 +20,8 @@ are plain ``jnp.sum``s, so the same code runs on data sharded over devices (shar
 iteration (faster, at N x F values of memory: the estimator does so when they fit a budget).
 A single restart then keeps a few chunks' features as separate arrays and unrolls the E-step
 over them (``UNROLL_MAX_CHUNKS``), since the scan would copy each chunk out of the cache.
+Restarts run as a vmap of one restart's loop; its E-step has its own batching rule
+(``e_pass``: jax.custom_batching) that computes every restart's log joints in one product.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from em_reference import config  # noqa: F401  (float64)
 # copies each chunk's slice of the cache in every E-step (3.4 of 18 ms per iteration at
 # (100,000, 32, 16, diag)); unrolled, one iteration took 5.0 -> 3.9 ms at (100,000, 8, 8, diag),
 # 8.2 -> 6.8 ms (full), 14.6 -> 12.4 ms at (100,000, 32, 16, diag). Compilation grows by
-# ~0.1 s per chunk, hence the cap. Restarts (vmap) keep the scan: unrolled, 16 restarts at
-# (100,000, 8, 8, full) ran 62 -> 84 ms per iteration (their exp fusion twice as slow).
+# ~0.1 s per chunk, hence the cap. Restarts keep the scan: unrolled, 16 restarts at
+# (100,000, 8, 8, full) ran 62 -> 84 ms per iteration under a plain vmap, 56 -> 64 in one
+# product (restarts_e_pass; diag 42 -> 59).
 UNROLL_MAX_CHUNKS = 8
 
 
@@ -61,8 +66,34 @@ def e_pass(X, sample_weight, params, family, hard, features_given=False):
     Returns (objective, stats): objective = sum_n w_n log sum_k p(x_n, z=k) for soft EM, or the
     classification log-likelihood sum_n w_n max_k log p(x_n, z=k) for hard EM; stats are the
     family's weighted sufficient statistics.
+
+    Under vmap over params alone (restarts, ``fit_em``), soft EM in a family whose log joint is
+    linear in its features runs every restart in one product per chunk
+    (``restarts_e_pass``); anything else is the plain vmap of this function.
     """
 
+    def plain(X, sample_weight, params):
+        return _e_pass(X, sample_weight, params, family, hard, features_given)
+
+    batched = jax.custom_batching.custom_vmap(plain)
+
+    @batched.def_vmap
+    def rule(axis_size, in_batched, X, sample_weight, params):
+        data_batched = any(jax.tree.leaves(in_batched[:2]))
+        dtype = jax.tree.leaves(params)[0].dtype
+        if (axis_size > 1 and not hard and not data_batched
+                and all(jax.tree.leaves(in_batched[2])) and family.linear_log_joint(dtype)):
+            out = restarts_e_pass(X, sample_weight, params, family, features_given)
+        else:
+            axes = jax.tree.map(lambda b: 0 if b else None, tuple(in_batched))
+            out = jax.vmap(plain, in_axes=axes)(X, sample_weight, params)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return batched(X, sample_weight, params)
+
+
+def _e_pass(X, sample_weight, params, family, hard, features_given):
+    """``e_pass`` for one set of params."""
     prepared = family.prepare(params)
 
     def one_block(Xb, wb):
@@ -83,6 +114,47 @@ def e_pass(X, sample_weight, params, family, hard, features_given=False):
         objective = jnp.sum(jnp.where(wb > 0, wb * per_sample, 0.0))
         return objective, family.block_stats(feats, resp * wb[:, None])
 
+    return _sum_blocks(one_block, X, sample_weight)
+
+
+def restarts_e_pass(X, sample_weight, params, family, features_given):
+    """Soft E-step of B restarts at once, for a family whose log joint is T(x) @ eta.
+
+    params: batched over restarts (leading axis B). Per chunk of rows: one (C, F) x (F, K B)
+    product gives every restart's log joints laid out (C, K, B), so the logsumexp over K
+    reduces across contiguous (C, B) planes; the moments are one (F, C) x (C, K B) product.
+    Under vmap each restart ran its own (C, F) x (F, K) product and its (K, C) x (C, F)
+    moments, with a transposed copy of the (B, C, K) responsibilities in between: 16
+    restarts at (100,000, 8, 8) took 61-65 ms per EM iteration that way, 56-57 this way
+    (full; diag 49-53 -> 41-43). Returns (objective (B,), stats batched over B), as the
+    vmap of ``e_pass`` would.
+    """
+    eta = jax.vmap(family.prepare)(params)  # (B, F, K)
+    n_restarts, n_feat, k = eta.shape
+    eta = jnp.transpose(eta, (1, 2, 0)).reshape(n_feat, k * n_restarts)  # columns (k, b)
+
+    def one_block(Xb, wb):
+        feats = Xb if features_given else family.block_features(Xb)
+        log_joint = (feats @ eta).reshape(-1, k, n_restarts)
+        top = jax.lax.stop_gradient(jnp.max(log_joint, axis=1))  # (C, B)
+        unnorm = jnp.exp(log_joint - top[:, None, :])
+        total = jnp.sum(unnorm, axis=1)
+        per_sample = top + jnp.log(total)
+        objective = jnp.sum(jnp.where(wb[:, None] > 0, wb[:, None] * per_sample, 0.0), axis=0)
+        resp = (unnorm * (wb[:, None] / total)[:, None, :]).reshape(-1, k * n_restarts)
+        # T(X)^T materialised (C x F, one copy per chunk) makes the moments a plain row-major
+        # product, not one contracting both operands' leading axes (XLA CPU: Eigen, slow)
+        moments = jax.lax.optimization_barrier(feats.T) @ resp  # (F, K B)
+        return objective, moments
+
+    objective, moments = _sum_blocks(one_block, X, sample_weight)
+    moments = jnp.transpose(moments.reshape(n_feat, k, n_restarts), (2, 1, 0))  # (B, K, F)
+    return objective, jax.vmap(family.stats_from_moments)(moments)
+
+
+def _sum_blocks(one_block, X, sample_weight):
+    """Sum of one_block over the data's blocks: a tuple of chunks (unrolled), one (N, .)
+    block, or (n_chunks, C, .) chunks (scanned)."""
     if isinstance(X, tuple):
         total = one_block(X[0], sample_weight[0])
         for Xb, wb in zip(X[1:], sample_weight[1:]):
@@ -90,7 +162,6 @@ def e_pass(X, sample_weight, params, family, hard, features_given=False):
         return total
     if X.ndim == 2:
         return one_block(X, sample_weight)
-
     return scan_sum(one_block, (X, sample_weight))
 
 

@@ -84,6 +84,11 @@ class PoissonFamily:
     def block_stats(self, x, weighted_resp):
         return self.sufficient_stats(x, weighted_resp)
 
+    def linear_log_joint(self, dtype):
+        """False: the log joint has the per-row term -log x! besides x @ log(rates)^T, so
+        restarts are batched by vmap rather than by the loop's one-product E-step."""
+        return False
+
     def feature_width(self, n_features):
         """F, the number of features per row: the D counts."""
         return n_features

@@ -177,6 +177,15 @@ SHARDED_SCRIPT = textwrap.dedent("""
             got = t.fitted(t.make(family, ct)[0], X, **kwargs)
             report[f"{{family}} {{ct}} {{label}}"] = max(
                 float(np.max(np.abs(got[k] - ref[k]) / (1.0 + np.abs(ref[k])))) for k in ref)
+    # three different random starts: restarts in one product per chunk (loop.restarts_e_pass)
+    for ct in ("full", "diag"):
+        restarts = lambda: t.GaussianMixtureEM(  # noqa: E731
+            3, covariance_type=ct, tol=0.0, max_iter=t.N_ITER, n_init=3,
+            init_params="random_from_data", random_state=0)
+        ref = t.fitted(restarts(), t.gaussian_data())
+        got = t.fitted(restarts(), t.gaussian_data(), devices=8)
+        report[f"gaussian {{ct}} n_init=3 devices=8"] = max(
+            float(np.max(np.abs(got[k] - ref[k]) / (1.0 + np.abs(ref[k])))) for k in ref)
     try:
         t.fitted(t.make("gaussian", "full")[0], t.gaussian_data(), devices=9)
         report["devices=9 raises"] = False
@@ -188,7 +197,8 @@ SHARDED_SCRIPT = textwrap.dedent("""
 
 def test_sharded_equals_single_device():
     """X sharded along samples over 8 virtual CPU devices (and 4 of them, and sharded chunks)
-    gives the single-device fit to 1e-10, for every Gaussian covariance type and Poisson."""
+    gives the single-device fit to 1e-10, for every Gaussian covariance type and Poisson, and
+    for three random restarts (full, diag)."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                         " --xla_force_host_platform_device_count=8").strip()
@@ -200,6 +210,6 @@ def test_sharded_equals_single_device():
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT "))
     report = json.loads(line[len("REPORT "):])
     assert report.pop("devices=9 raises") is True
-    assert len(report) == 3 * len(CASES)
+    assert len(report) == 3 * len(CASES) + 2
     worst = {k: v for k, v in report.items() if not v <= TOL}
     assert not worst, worst

@@ -124,3 +124,83 @@ def test_feature_width_is_the_width_of_the_features(family, d):
         getattr(family, "covariance_type", None), d)
     assert family.feature_width(d) == expected
     assert family.block_features(jnp.zeros((3, d))).shape == (3, expected)
+
+
+def oracle_e_pass(X, params, ct):
+    """(log-likelihood, GaussianStats) of one restart from the plain functions: Cholesky-form
+    log densities and direct weighted Gram matrices, no features."""
+    log_joint = gaussian.log_joint_matrix(X, params, ct)
+    resp = jax.nn.softmax(log_joint, axis=1)
+    return gaussian.log_likelihood(X, params, ct), gaussian.sufficient_stats(X, resp, ct)
+
+
+def chunked(X, chunk):
+    """X (N, D) as (n_chunks, chunk, D) padded with zero rows, and weights 1 / 0 (padding)."""
+    n, d = X.shape
+    pad = (-n) % chunk
+    Xc = jnp.concatenate([X, jnp.zeros((pad, d))]).reshape(-1, chunk, d)
+    wc = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(-1, chunk)
+    return Xc, wc
+
+
+@pytest.mark.parametrize("layout", ["chunks", "features", "one block", "tuple"])
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_restarts_in_one_product_equal_each_restart(ct, layout, monkeypatch):
+    """vmap of e_pass over 3 different restarts runs them in one product per chunk
+    (loop.restarts_e_pass, checked to be taken); each restart's objective and statistics equal
+    that restart's own plain-function E-step (padding rows of weight 0 included)."""
+    rng = np.random.default_rng(5)
+    n, d, k, b = 250, 3, 4, 3
+    X = jnp.asarray(rng.normal(size=(n, d)))
+    restarts = [random_params(rng, ct, k, d, jnp.float64, spread=2.0) for _ in range(b)]
+    batch = GaussianParams(*(jnp.stack(leaves) for leaves in zip(*restarts)))
+    family = gaussian.GaussianFamily(ct)
+    Xc, wc = chunked(X, 64)
+    given = layout in ("features", "tuple")
+    data = {"chunks": (Xc, wc), "features": (jax.vmap(family.block_features)(Xc), wc),
+            "one block": (X, jnp.ones(n)),
+            "tuple": (tuple(family.block_features(c) for c in Xc), tuple(wc))}[layout]
+    calls = []
+    batched_pass = loop.restarts_e_pass
+    monkeypatch.setattr(loop, "restarts_e_pass", lambda *a: calls.append(1) or batched_pass(*a))
+    values, st = jax.jit(jax.vmap(lambda p: loop.e_pass(*data, p, family, False, given)))(batch)
+    assert calls, "the restarts did not go through the one-product E-step"
+    for i, params in enumerate(restarts):
+        value, expected = oracle_e_pass(X, params, ct)
+        np.testing.assert_allclose(float(values[i]), float(value), rtol=1e-12)
+        for name in expected._fields:
+            np.testing.assert_allclose(np.asarray(getattr(st, name)[i]),
+                                       np.asarray(getattr(expected, name)),
+                                       rtol=1e-10, atol=1e-10, err_msg=f"restart {i}: {name}")
+
+
+@pytest.mark.parametrize("case", ["hard", "poisson", "float32 full", "one restart"])
+def test_restarts_outside_the_one_product_path_are_vmapped(case, monkeypatch):
+    """Hard EM, Poisson, float32 full (Cholesky form) and a batch of one keep the plain vmap of
+    e_pass, and give each restart's own unbatched E-step."""
+    rng = np.random.default_rng(6)
+    n, d, k = 130, 2, 3
+    b = 1 if case == "one restart" else 3
+    if case == "poisson":
+        family = poisson.PoissonFamily()
+        X = jnp.asarray(rng.poisson(4.0, size=(n, d)), jnp.float64)
+        restarts = [PoissonParams(jnp.asarray(rng.dirichlet(np.ones(k))),
+                                  jnp.asarray(rng.uniform(1, 8, size=(k, d))))
+                    for _ in range(b)]
+    else:
+        dtype = jnp.float32 if case == "float32 full" else jnp.float64
+        family = gaussian.GaussianFamily("full")
+        X = jnp.asarray(rng.normal(size=(n, d)), dtype)
+        restarts = [random_params(rng, "full", k, d, dtype) for _ in range(b)]
+    hard = case == "hard"
+    Xc, wc = chunked(X, 32)
+    Xc, wc = Xc.astype(X.dtype), wc.astype(X.dtype)
+    batch = type(restarts[0])(*(jnp.stack(leaves) for leaves in zip(*restarts)))
+    monkeypatch.setattr(loop, "restarts_e_pass", lambda *a: pytest.fail("one-product path"))
+    values, st = jax.vmap(lambda p: loop.e_pass(Xc, wc, p, family, hard))(batch)
+    for i, params in enumerate(restarts):
+        value, expected = loop.e_pass(Xc, wc, params, family, hard)
+        tol = 1e-5 if X.dtype == jnp.float32 else 1e-12
+        np.testing.assert_allclose(float(values[i]), float(value), rtol=tol)
+        for got, want in zip(jax.tree.leaves(st), jax.tree.leaves(expected)):
+            np.testing.assert_allclose(np.asarray(got[i]), np.asarray(want), rtol=tol, atol=tol)
