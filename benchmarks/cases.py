@@ -114,6 +114,19 @@ def flops_per_iteration(n: int, d: int, k: int, covariance_type: str) -> float:
     return float(n * k * (8 * d + 8) + 2 * n * d)
 
 
+def restarts_floor_s(n: int, d: int, k: int, covariance_type: str, n_init: int,
+                     peak_gflops: float, exp_ns: float) -> float:
+    """A lower bound on one em_reference EM iteration of n_init restarts, in seconds: its
+    two products (E-step T(X) eta, statistics R^T T(X): 2 N F K flops each per restart, F =
+    the family's feature count) at peak_gflops, plus one exp per sample, component and
+    restart at exp_ns, and nothing else (no reduction, copy or M-step)."""
+    from em_reference.gaussian import GaussianFamily
+
+    width = GaussianFamily(covariance_type).feature_width(d)
+    per_restart = n * k * n_init
+    return 4.0 * per_restart * width / (peak_gflops * 1e9) + per_restart * exp_ns * 1e-9
+
+
 def mean_log_likelihood(X: np.ndarray, weights, means, covariances, covariance_type) -> float:
     """(1/N) sum_n log sum_k pi_k N(x_n | mu_k, Sigma_k), in float64 with numpy/scipy: one
     yardstick for the parameters every contender returns."""

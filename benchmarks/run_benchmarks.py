@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.cases import restarts_floor_s
+
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = [(2_000, 2, 3), (100_000, 8, 8), (1_000_000, 2, 3), (100_000, 32, 16)]
 COV_TYPES = ("full", "diag")
@@ -97,9 +99,11 @@ def plan(quick: bool) -> list[dict]:
         add(f"scaling_{sweep}", {"kind": "scaling", "sweep": sweep,
                                  "contenders": ["em_reference", "sklearn_1t"], "points": specs})
     rn, rd, rk = (2_000, 2, 3) if quick else (100_000, 8, 8)
-    add("restarts", {"kind": "restarts", "n": rn, "d": rd, "k": rk, "covariance_type": "full",
-                     "n_inits": [1, 2] if quick else [1, 16], "m1": 1 if quick else 2,
-                     "m2": 3 if quick else 8, "repeats": 1 if quick else 5})
+    for ct in COV_TYPES:
+        add(f"restarts_{ct}", {"kind": "restarts", "n": rn, "d": rd, "k": rk,
+                               "covariance_type": ct, "n_inits": [1, 2] if quick else [1, 16],
+                               "m1": 1 if quick else 2, "m2": 3 if quick else 8,
+                               "repeats": 1 if quick else 5})
     ff = {"kind": "first_fit", "n": 2_000, "d": 2, "k": 3, "covariance_type": "full"}
     runs = [("no_cache", "", None)]
     if not quick:
@@ -226,6 +230,13 @@ def build_tables(results: dict) -> dict:
                        **{k: v for k, v in res.items() if not k.startswith("_")}})
     tables["first_fit"] = pd.DataFrame(ff)
     machine = results.get("machine", {})
+    rs = tables["restarts"]
+    if not rs.empty:
+        rs["floor_s"] = [restarts_floor_s(r.n, r.d, r.k, r.covariance_type, r.n_init,
+                                          machine.get(f"peak_gflops_{r.dtype}", np.nan),
+                                          machine.get(f"xla_exp_ns_{r.dtype}", np.nan))
+                         for r in rs.itertuples()]
+        rs["floor_vs_one"] = rs["floor_s"] / (rs["s_per_iter"] / rs["cost_vs_one"])
     for name in ("cases", "scaling"):
         df = tables[name]
         if df.empty:
@@ -288,11 +299,12 @@ def evaluate_targets(tables: dict) -> list[dict]:
                                           f"({shape[0]:,}, {shape[1]}, {shape[2]}) {shape[3]}",
                                 "measured": _x(ratio), "met": bool(ratio >= 1.0)})
     rs = tables["restarts"]
-    if not rs.empty:
-        ratio = float(rs["cost_vs_one"].iloc[-1])
-        targets.append({"target": f"{int(rs['n_init'].iloc[-1])} restarts (vmap) <= 4x one "
-                                  "restart, per iteration",
-                        "measured": _x(ratio), "met": bool(ratio <= 4.0)})
+    for r in rs[rs.n_init == rs.n_init.max()].itertuples() if not rs.empty else []:
+        floor = getattr(r, "floor_vs_one", np.nan)
+        targets.append({"target": f"{r.n_init} restarts (vmap) <= 4x one restart, per "
+                                  f"iteration, ({r.n:,}, {r.d}, {r.k}) {r.covariance_type}",
+                        "measured": f"{_x(r.cost_vs_one)} (arithmetic floor {_x(floor)})",
+                        "met": bool(r.cost_vs_one <= 4.0)})
     ff = tables["first_fit"].set_index("run") if not tables["first_fit"].empty else None
     if ff is not None:
         second = int(ff["second_compiles"].max())
@@ -331,7 +343,9 @@ def write_summary(out: Path, tables: dict, machine: dict, targets, failures, qui
             f"{machine.get('logical_cpus')} logical CPUs, {machine.get('memory_gib')} GiB; "
             f"measured peak (matmul {machine.get('matmul_n')}^2, best of numpy and XLA): "
             f"{machine.get('peak_gflops_float64', float('nan')):.0f} GFLOP/s float64, "
-            f"{machine.get('peak_gflops_float32', float('nan')):.0f} GFLOP/s float32; "
+            f"{machine.get('peak_gflops_float32', float('nan')):.0f} GFLOP/s float32; XLA's "
+            f"exp {machine.get('xla_exp_ns_float64', float('nan')):.2f} ns per value float64, "
+            f"{machine.get('xla_exp_ns_float32', float('nan')):.2f} float32; "
             + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".\n")
         code = machine.get("code", {})
         add(f"Code measured: commit {code.get('commit')}"
@@ -392,12 +406,16 @@ def write_summary(out: Path, tables: dict, machine: dict, targets, failures, qui
         add("")
     rs = tables["restarts"]
     if not rs.empty:
-        add("Restarts as one vmap (em_reference, float64, init_params='random_from_data'):\n")
-        add("| (N, D, K) cov | n_init | ms per iteration | cost vs one restart |")
-        add("|---|---:|---:|---:|")
+        add("Restarts as one vmap (em_reference, float64, init_params='random_from_data'); "
+            "floor: the products at the measured matmul peak plus the exps at XLA's measured "
+            "exp rate, nothing else:\n")
+        add("| (N, D, K) cov | n_init | ms per iteration | cost vs one restart | floor, ms "
+            "| floor vs one restart |")
+        add("|---|---:|---:|---:|---:|---:|")
         for r in rs.itertuples():
             add(f"| ({r.n:,}, {r.d}, {r.k}) {r.covariance_type} | {r.n_init} | "
-                f"{_ms(r.s_per_iter)} | {r.cost_vs_one:.2f}x |")
+                f"{_ms(r.s_per_iter)} | {r.cost_vs_one:.2f}x | {_ms(r.floor_s)} | "
+                f"{r.floor_vs_one:.2f}x |")
         add("")
     ff = tables["first_fit"]
     if not ff.empty:

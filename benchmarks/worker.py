@@ -35,7 +35,8 @@ def _median(values):
 
 # ---------------------------------------------------------------------------------- machine
 def job_machine(spec):
-    """Peak arithmetic rate: a large matmul, numpy (BLAS) and XLA, float64 and float32."""
+    """Peak arithmetic rates: a large matmul, numpy (BLAS) and XLA, and XLA's exp (ns per
+    value, 2^20 values), float64 and float32."""
     import platform
 
     import jax
@@ -59,6 +60,13 @@ def job_machine(spec):
         out[f"xla_gflops_{dtype}"] = flops / _median(jx_t) / 1e9
         out[f"peak_gflops_{dtype}"] = max(out[f"numpy_gflops_{dtype}"],
                                           out[f"xla_gflops_{dtype}"])
+        # the other arithmetic an E-step cannot avoid: one exp per sample, component, restart
+        v = jnp.asarray(-rng.uniform(0.0, 30.0, size=2**20).astype(dtype))
+        ex = jax.jit(jnp.exp)
+        ex(v).block_until_ready()
+        ex_t = [timed(lambda a, f=ex: f(a).block_until_ready(), v)[0]
+                for _ in range(10 * repeats)]
+        out[f"xla_exp_ns_{dtype}"] = 1e9 * _median(ex_t) / v.size
     out.update(_machine_description())
     out["python"] = platform.python_version()
     return out

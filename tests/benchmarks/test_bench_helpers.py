@@ -57,3 +57,14 @@ def test_marginal_time_per_iteration_removes_the_fixed_cost():
     assert row["s_per_iter"] == pytest.approx(0.1)
     assert row["fixed_s"] == pytest.approx(0.5)
     assert row["first_call_extra_s"] == pytest.approx(2.0)
+
+
+def test_restarts_floor_counts_two_products_and_one_exp_per_value():
+    """(100,000, 8, 8) full, 16 restarts, 100 GFLOP/s, 1 ns per exp, by hand: F = 1 + 8 + 36
+    = 45 features; 2 products x 2 N F K flops x 16 = 2.304 GFLOP -> 23.04 ms; N K x 16 =
+    12.8 M exps -> 12.8 ms. diag: F = 17 -> 8.704 ms + 12.8 ms."""
+    from benchmarks.cases import restarts_floor_s
+
+    assert restarts_floor_s(100_000, 8, 8, "full", 16, 100.0, 1.0) == pytest.approx(35.84e-3)
+    assert restarts_floor_s(100_000, 8, 8, "diag", 16, 100.0, 1.0) == pytest.approx(21.504e-3)
+    assert restarts_floor_s(100_000, 8, 8, "full", 1, 100.0, 1.0) == pytest.approx(2.24e-3)
