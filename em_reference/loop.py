@@ -89,7 +89,17 @@ def e_pass(X, sample_weight, params, family, hard, features_given=False):
             out = jax.vmap(plain, in_axes=axes)(X, sample_weight, params)
         return out, jax.tree.map(lambda _: True, out)
 
-    return batched(X, sample_weight, params)
+    # custom_vmap alone has no reverse-mode rule: derivatives (forward and reverse) are those
+    # of the plain pass, so the objective stays differentiable in the parameters
+    @jax.custom_jvp
+    def differentiable(X, sample_weight, params):
+        return batched(X, sample_weight, params)
+
+    @differentiable.defjvp
+    def jvp(primals, tangents):
+        return jax.jvp(plain, primals, tangents)
+
+    return differentiable(X, sample_weight, params)
 
 
 def _e_pass(X, sample_weight, params, family, hard, features_given):

@@ -204,3 +204,31 @@ def test_restarts_outside_the_one_product_path_are_vmapped(case, monkeypatch):
         np.testing.assert_allclose(float(values[i]), float(value), rtol=tol)
         for got, want in zip(jax.tree.leaves(st), jax.tree.leaves(expected)):
             np.testing.assert_allclose(np.asarray(got[i]), np.asarray(want), rtol=tol, atol=tol)
+
+
+def test_e_pass_objective_stays_differentiable_with_restarts():
+    """The restarts' batching rule leaves the objective differentiable: reverse and forward
+    mode, alone and vmapped over restarts, give the derivatives of gaussian.log_likelihood
+    (Cholesky form) in the means."""
+    rng = np.random.default_rng(7)
+    X = jnp.asarray(rng.normal(size=(120, 2)))
+    Xc, wc = chunked(X, 32)
+    family = gaussian.GaussianFamily("full")
+    restarts = [random_params(rng, "full", 3, 2, jnp.float64) for _ in range(2)]
+
+    def objective(means, params):
+        return loop.objective(Xc, wc, params._replace(means=means), family, None, False)
+
+    def oracle(means, params):
+        return gaussian.log_likelihood(X, params._replace(means=means), "full")
+
+    batch = GaussianParams(*(jnp.stack(leaves) for leaves in zip(*restarts)))
+    grads = jax.vmap(jax.grad(objective))(batch.means, batch)
+    direction = jnp.ones_like(restarts[0].means)
+    for i, params in enumerate(restarts):
+        want = jax.grad(oracle)(params.means, params)
+        np.testing.assert_allclose(jax.grad(objective)(params.means, params), want, rtol=1e-10)
+        np.testing.assert_allclose(grads[i], want, rtol=1e-10)
+        np.testing.assert_allclose(jax.jvp(lambda m, p=params: objective(m, p),
+                                           (params.means,), (direction,))[1],
+                                   jnp.sum(want * direction), rtol=1e-10)
