@@ -26,6 +26,20 @@ def random_params(rng, ct, k, d, dtype, scale=1.0, spread=1.0):
                           jnp.asarray(cov, dtype))
 
 
+def chunked(X, chunk):
+    """X (N, D) as (n_chunks, chunk, D) padded with zero rows, and weights 1 / 0 (padding)."""
+    n, d = X.shape
+    pad = (-n) % chunk
+    Xc = jnp.concatenate([X, jnp.zeros((pad, d))]).reshape(-1, chunk, d)
+    wc = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(-1, chunk)
+    return Xc, wc
+
+
+def stacked(restarts):
+    """A list of parameter tuples as one tuple batched along a leading restart axis."""
+    return type(restarts[0])(*(jnp.stack(leaves) for leaves in zip(*restarts)))
+
+
 def as_full(cov, ct, k, d):
     cov = np.asarray(cov, float)
     if ct == "full":
@@ -103,9 +117,7 @@ def test_e_pass_objective_is_the_log_likelihood(ct):
     n, d, k, chunk = 250, 2, 3, 64
     X = jnp.asarray(rng.normal(size=(n, d)))
     params = random_params(rng, ct, k, d, jnp.float64)
-    pad = (-n) % chunk
-    Xc = jnp.concatenate([X, jnp.zeros((pad, d))]).reshape(-1, chunk, d)
-    wc = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(-1, chunk)
+    Xc, wc = chunked(X, chunk)
     value, st = loop.e_pass(Xc, wc, params, gaussian.GaussianFamily(ct), False)
     expected = gaussian.log_likelihood(X, params, ct)
     np.testing.assert_allclose(float(value), float(expected), rtol=1e-12)
@@ -134,15 +146,6 @@ def oracle_e_pass(X, params, ct):
     return gaussian.log_likelihood(X, params, ct), gaussian.sufficient_stats(X, resp, ct)
 
 
-def chunked(X, chunk):
-    """X (N, D) as (n_chunks, chunk, D) padded with zero rows, and weights 1 / 0 (padding)."""
-    n, d = X.shape
-    pad = (-n) % chunk
-    Xc = jnp.concatenate([X, jnp.zeros((pad, d))]).reshape(-1, chunk, d)
-    wc = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(-1, chunk)
-    return Xc, wc
-
-
 @pytest.mark.parametrize("layout", ["chunks", "features", "one block", "tuple"])
 @pytest.mark.parametrize("ct", COV_TYPES)
 def test_restarts_in_one_product_equal_each_restart(ct, layout, monkeypatch):
@@ -153,7 +156,7 @@ def test_restarts_in_one_product_equal_each_restart(ct, layout, monkeypatch):
     n, d, k, b = 250, 3, 4, 3
     X = jnp.asarray(rng.normal(size=(n, d)))
     restarts = [random_params(rng, ct, k, d, jnp.float64, spread=2.0) for _ in range(b)]
-    batch = GaussianParams(*(jnp.stack(leaves) for leaves in zip(*restarts)))
+    batch = stacked(restarts)
     family = gaussian.GaussianFamily(ct)
     Xc, wc = chunked(X, 64)
     given = layout in ("features", "tuple")
@@ -195,7 +198,7 @@ def test_restarts_outside_the_one_product_path_are_vmapped(case, monkeypatch):
     hard = case == "hard"
     Xc, wc = chunked(X, 32)
     Xc, wc = Xc.astype(X.dtype), wc.astype(X.dtype)
-    batch = type(restarts[0])(*(jnp.stack(leaves) for leaves in zip(*restarts)))
+    batch = stacked(restarts)
     monkeypatch.setattr(loop, "restarts_e_pass", lambda *a: pytest.fail("one-product path"))
     values, st = jax.vmap(lambda p: loop.e_pass(Xc, wc, p, family, hard))(batch)
     for i, params in enumerate(restarts):
@@ -222,7 +225,7 @@ def test_e_pass_objective_stays_differentiable_with_restarts():
     def oracle(means, params):
         return gaussian.log_likelihood(X, params._replace(means=means), "full")
 
-    batch = GaussianParams(*(jnp.stack(leaves) for leaves in zip(*restarts)))
+    batch = stacked(restarts)
     grads = jax.vmap(jax.grad(objective))(batch.means, batch)
     direction = jnp.ones_like(restarts[0].means)
     for i, params in enumerate(restarts):
