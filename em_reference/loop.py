@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from em_reference import config  # noqa: F401  (float64)
+from em_reference.elementwise import exp_nonpositive, log_positive
 
 # cached features of at most this many chunks are unrolled rather than scanned: the scan
 # copies each chunk's slice of the cache in every E-step (3.4 of 18 ms per iteration at
@@ -116,9 +117,9 @@ def _e_pass(X, sample_weight, params, family, hard, features_given):
         else:
             # logsumexp and the responsibilities from one exp of the (C, K) block
             top = jax.lax.stop_gradient(jnp.max(log_joint, axis=1, keepdims=True))
-            unnorm = jnp.exp(log_joint - top)
+            unnorm = exp_nonpositive(log_joint - top)
             total = jnp.sum(unnorm, axis=1, keepdims=True)
-            per_sample = (top + jnp.log(total))[:, 0]
+            per_sample = (top + log_positive(total))[:, 0]
             resp = unnorm / total
         # zero-weight rows (padding) contribute exactly nothing, even if their density is 0
         objective = jnp.sum(jnp.where(wb > 0, wb * per_sample, 0.0))
@@ -147,9 +148,9 @@ def restarts_e_pass(X, sample_weight, params, family, features_given):
         feats = Xb if features_given else family.block_features(Xb)
         log_joint = (feats @ eta).reshape(-1, k, n_restarts)
         top = jax.lax.stop_gradient(jnp.max(log_joint, axis=1))  # (C, B)
-        unnorm = jnp.exp(log_joint - top[:, None, :])
+        unnorm = exp_nonpositive(log_joint - top[:, None, :])
         total = jnp.sum(unnorm, axis=1)
-        per_sample = top + jnp.log(total)
+        per_sample = top + log_positive(total)
         objective = jnp.sum(jnp.where(wb[:, None] > 0, wb[:, None] * per_sample, 0.0), axis=0)
         resp = (unnorm * (wb[:, None] / total)[:, None, :]).reshape(-1, k * n_restarts)
         # T(X)^T materialised (C x F, one copy per chunk) makes the moments a plain row-major
