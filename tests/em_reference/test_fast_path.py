@@ -235,3 +235,35 @@ def test_e_pass_objective_stays_differentiable_with_restarts():
         np.testing.assert_allclose(jax.jvp(lambda m, p=params: objective(m, p),
                                            (params.means,), (direction,))[1],
                                    jnp.sum(want * direction), rtol=1e-10)
+
+
+@pytest.mark.parametrize("restarts", [False, True])
+def test_a_component_of_weight_zero_contributes_nothing(restarts):
+    """log 0 = -inf in the log joint: its exp must be exactly 0 (the E-step's polynomial exp
+    maps -inf to 0), so a third component of weight 0 leaves the objective and the other
+    components' statistics as the two-component E-step has them, and gets none itself."""
+    rng = np.random.default_rng(8)
+    n, d = 200, 2
+    X = jnp.asarray(rng.normal(size=(n, d)))
+    family = gaussian.GaussianFamily("full")
+    Xc, wc = chunked(X, 64)
+    three = [random_params(rng, "full", 3, d, jnp.float64, spread=2.0) for _ in range(2)]
+    three = [p._replace(weights=jnp.array([0.7, 0.3, 0.0])) for p in three]
+    two = [GaussianParams(jnp.array([0.7, 0.3]), p.means[:2], p.covariances[:2]) for p in three]
+
+    def run(batch):
+        one = lambda p: loop.e_pass(Xc, wc, p, family, False)  # noqa: E731
+        if restarts:
+            return jax.jit(jax.vmap(one))(stacked(batch))
+        value, st = jax.jit(one)(batch[0])
+        return value[None], jax.tree.map(lambda a: a[None], st)
+
+    v3, s3 = run(three)
+    v2, s2 = run(two)
+    assert np.all(np.isfinite(np.asarray(v3)))
+    np.testing.assert_allclose(v3, v2, rtol=1e-13)
+    for name in s3._fields:
+        got = np.asarray(getattr(s3, name))
+        np.testing.assert_allclose(got[:, :2], np.asarray(getattr(s2, name)), rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+        np.testing.assert_array_equal(got[:, 2], 0.0, err_msg=name)
