@@ -115,15 +115,10 @@ def _e_pass(X, sample_weight, params, family, hard, features_given):
             resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), log_joint.shape[1],
                                   dtype=log_joint.dtype)
         else:
-            # logsumexp and the responsibilities from one exp of the (C, K) block
-            top = jax.lax.stop_gradient(jnp.max(log_joint, axis=1, keepdims=True))
-            unnorm = exp_nonpositive(log_joint - top)
-            total = jnp.sum(unnorm, axis=1, keepdims=True)
-            per_sample = (top + log_positive(total))[:, 0]
+            lse, unnorm, total = _log_sum_exp(log_joint)
+            per_sample = lse[:, 0]
             resp = unnorm / total
-        # zero-weight rows (padding) contribute exactly nothing, even if their density is 0
-        objective = jnp.sum(jnp.where(wb > 0, wb * per_sample, 0.0))
-        return objective, family.block_stats(feats, resp * wb[:, None])
+        return _weighted_sum(wb, per_sample), family.block_stats(feats, resp * wb[:, None])
 
     return _sum_blocks(one_block, X, sample_weight)
 
@@ -147,12 +142,9 @@ def restarts_e_pass(X, sample_weight, params, family, features_given):
     def one_block(Xb, wb):
         feats = Xb if features_given else family.block_features(Xb)
         log_joint = (feats @ eta).reshape(-1, k, n_restarts)
-        top = jax.lax.stop_gradient(jnp.max(log_joint, axis=1))  # (C, B)
-        unnorm = exp_nonpositive(log_joint - top[:, None, :])
-        total = jnp.sum(unnorm, axis=1)
-        per_sample = top + log_positive(total)
-        objective = jnp.sum(jnp.where(wb[:, None] > 0, wb[:, None] * per_sample, 0.0), axis=0)
-        resp = (unnorm * (wb[:, None] / total)[:, None, :]).reshape(-1, k * n_restarts)
+        lse, unnorm, total = _log_sum_exp(log_joint)  # (C, 1, B), (C, K, B), (C, 1, B)
+        objective = _weighted_sum(wb, lse[:, 0, :])
+        resp = (unnorm * (wb[:, None, None] / total)).reshape(-1, k * n_restarts)
         # T(X)^T materialised (C x F, one copy per chunk) makes the moments a plain row-major
         # product, not one contracting both operands' leading axes (XLA CPU: Eigen, slow)
         moments = jax.lax.optimization_barrier(feats.T) @ resp  # (F, K B)
@@ -161,6 +153,23 @@ def restarts_e_pass(X, sample_weight, params, family, features_given):
     objective, moments = _sum_blocks(one_block, X, sample_weight)
     moments = jnp.transpose(moments.reshape(n_feat, k, n_restarts), (2, 1, 0))  # (B, K, F)
     return objective, jax.vmap(family.stats_from_moments)(moments)
+
+
+def _log_sum_exp(log_joint):
+    """The E-step's log-sum-exp over components (axis 1 of (C, K) or (C, K, B) log joints),
+    from one exp per value: (log sum_k exp l_k, exp(l - max_k l), sum_k exp(l - max_k l)),
+    the sums kept as a size-1 axis 1. Responsibilities are the middle over the last."""
+    top = jax.lax.stop_gradient(jnp.max(log_joint, axis=1, keepdims=True))
+    unnorm = exp_nonpositive(log_joint - top)
+    total = jnp.sum(unnorm, axis=1, keepdims=True)
+    return top + log_positive(total), unnorm, total
+
+
+def _weighted_sum(wb, per_sample):
+    """sum_n w_n per_sample_n over the rows (axis 0; per_sample (C,) or (C, B)), zero-weight
+    rows (padding) contributing exactly nothing, even where their density is 0."""
+    w = wb.reshape(wb.shape + (1,) * (per_sample.ndim - 1))
+    return jnp.sum(jnp.where(w > 0, w * per_sample, 0.0), axis=0)
 
 
 def _sum_blocks(one_block, X, sample_weight):
