@@ -35,8 +35,9 @@ def _median(values):
 
 # ---------------------------------------------------------------------------------- machine
 def job_machine(spec):
-    """Peak arithmetic rates: a large matmul, numpy (BLAS) and XLA, and XLA's exp (ns per
-    value, 2^20 values), float64 and float32."""
+    """Peak arithmetic rates, float64 and float32: a large matmul (numpy's BLAS and XLA), and
+    ns per value of XLA's exp and of the E-step's (em_reference.elementwise), each summed over
+    2^20 values."""
     import platform
 
     import jax
