@@ -58,6 +58,27 @@ def log_likelihood(x, params, sample_weight=None):
     return jnp.sum(jnp.asarray(sample_weight) * per_sample)
 
 
+def features(x):
+    """Sufficient-statistic features T(x) (N, D + 2): a constant 1, the counts x, and
+    -sum_d log x_d! (the per-row term, whose coefficient is always 1)."""
+    ones = jnp.ones((x.shape[0], 1), x.dtype)
+    return jnp.concatenate([ones, x, -jnp.sum(gammaln(x + 1.0), axis=1, keepdims=True)], axis=1)
+
+
+def natural_parameters(params):
+    """eta (D + 2, K) with log pi_k + log Poisson(x | rates_k) = T(x) @ eta[:, k] for
+    T = ``features``: eta_k = (log pi_k - sum_d lambda_kd, log lambda_k, 1)."""
+    const = jnp.log(params.weights) - jnp.sum(params.rates, axis=1)
+    ones = jnp.ones_like(const)
+    return jnp.concatenate([const[:, None], jnp.log(params.rates), ones[:, None]], axis=1).T
+
+
+def stats_from_moments(moments):
+    """PoissonStats from moments (K, D + 2) = sum_n w_n r_nk T(x_n) (``features`` order); the
+    last column (sum of -log x! ) is not a statistic of the M-step."""
+    return PoissonStats(moments[:, 0], moments[:, 1:-1])
+
+
 @dataclass(frozen=True)
 class PoissonFamily:
     """What the generic EM loop needs to know about Poisson mixtures (hashable: jit-static)."""
@@ -70,28 +91,35 @@ class PoissonFamily:
     def sufficient_stats(self, x, weighted_resp):
         return PoissonStats(jnp.sum(weighted_resp, axis=0), weighted_resp.T @ x)
 
-    # the EM loop's interface: prepare once per E-step, then block by block
+    # the EM loop's interface: prepare once per E-step, then block by block. The log joint is
+    # linear in the features [1, x, -sum_d log x_d!], so restarts share one product per chunk
+    def linear_log_joint(self, dtype):
+        """True: ``block_log_joint(feats, prepared)`` is ``feats @ prepared`` (natural
+        parameters (D + 2, K)) and the stats are ``stats_from_moments(R^T feats)``."""
+        return True
+
     def prepare(self, params):
-        return params
+        return natural_parameters(params)
 
     def block_features(self, x):
-        """The counts themselves: the Poisson's sufficient statistic."""
-        return x
+        """T(x) (C, D + 2) for a block of counts x (C, D): ``features``."""
+        return features(x)
 
-    def block_log_joint(self, x, params):
-        return log_joint_matrix(x, params)
+    def block_log_joint(self, feats, eta):
+        return feats @ eta
 
-    def block_stats(self, x, weighted_resp):
-        return self.sufficient_stats(x, weighted_resp)
+    def block_stats(self, feats, weighted_resp):
+        # the barrier keeps R^T materialised so XLA CPU emits a plain row-major product
+        # (as gaussian.stats_from_features)
+        return stats_from_moments(jax.lax.optimization_barrier(weighted_resp.T) @ feats)
 
-    def linear_log_joint(self, dtype):
-        """False: the log joint has the per-row term -log x! besides x @ log(rates)^T, so
-        restarts are batched by vmap rather than by the loop's one-product E-step."""
-        return False
+    def stats_from_moments(self, moments):
+        """PoissonStats from moments (K, D + 2) = R^T T(x)."""
+        return stats_from_moments(moments)
 
     def feature_width(self, n_features):
-        """F, the number of features per row: the D counts."""
-        return n_features
+        """F, the number of features per row: 1, the D counts, -log prod_d x_d!."""
+        return n_features + 2
 
     def log_prior(self, params, prior):
         return prior.log_prob(params)

@@ -130,34 +130,51 @@ def test_e_pass_objective_is_the_log_likelihood(ct):
 def test_feature_width_is_the_width_of_the_features(family, d):
     """feature_width (which sizes chunks and the feature cache) counts the columns that
     block_features really builds: 1 + D + D(D+1)/2 distinct moments (full, tied), 1 + 2D (diag,
-    spherical), the D counts (Poisson)."""
+    spherical), 1 + the D counts + log x! (Poisson)."""
     expected = {"full": 1 + d + d * (d + 1) // 2, "tied": 1 + d + d * (d + 1) // 2,
                 "diag": 1 + 2 * d, "spherical": 1 + 2 * d}.get(
-        getattr(family, "covariance_type", None), d)
+        getattr(family, "covariance_type", None), d + 2)
     assert family.feature_width(d) == expected
     assert family.block_features(jnp.zeros((3, d))).shape == (3, expected)
 
 
 def oracle_e_pass(X, params, ct):
-    """(log-likelihood, GaussianStats) of one restart from the plain functions: Cholesky-form
-    log densities and direct weighted Gram matrices, no features."""
+    """(log-likelihood, stats) of one restart from the plain functions, no features: Cholesky-
+    form Gaussian log densities and direct weighted Gram matrices; for ct "poisson", scipy's
+    log pmf and the responsibility-weighted sums of the counts."""
+    if ct == "poisson":
+        log_joint = np.log(np.asarray(params.weights)) + np.stack([stats.poisson(
+            np.asarray(rate)).logpmf(np.asarray(X)).sum(axis=1) for rate in params.rates], 1)
+        resp = jax.nn.softmax(jnp.asarray(log_joint), axis=1)
+        stats_ = poisson.PoissonStats(jnp.sum(resp, axis=0), resp.T @ X)
+        return jax.scipy.special.logsumexp(log_joint, axis=1).sum(), stats_
     log_joint = gaussian.log_joint_matrix(X, params, ct)
     resp = jax.nn.softmax(log_joint, axis=1)
     return gaussian.log_likelihood(X, params, ct), gaussian.sufficient_stats(X, resp, ct)
 
 
+def random_poisson_params(rng, k, d):
+    return PoissonParams(jnp.asarray(rng.dirichlet(np.ones(k))),
+                         jnp.asarray(rng.uniform(1, 8, size=(k, d))))
+
+
 @pytest.mark.parametrize("layout", ["chunks", "features", "one block", "tuple"])
-@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("ct", [*COV_TYPES, "poisson"])
 def test_restarts_in_one_product_equal_each_restart(ct, layout, monkeypatch):
     """vmap of e_pass over 3 different restarts runs them in one product per chunk
     (loop.restarts_e_pass, checked to be taken); each restart's objective and statistics equal
     that restart's own plain-function E-step (padding rows of weight 0 included)."""
     rng = np.random.default_rng(5)
     n, d, k, b = 250, 3, 4, 3
-    X = jnp.asarray(rng.normal(size=(n, d)))
-    restarts = [random_params(rng, ct, k, d, jnp.float64, spread=2.0) for _ in range(b)]
+    if ct == "poisson":
+        X = jnp.asarray(rng.poisson(4.0, size=(n, d)), jnp.float64)
+        restarts = [random_poisson_params(rng, k, d) for _ in range(b)]
+        family = poisson.PoissonFamily()
+    else:
+        X = jnp.asarray(rng.normal(size=(n, d)))
+        restarts = [random_params(rng, ct, k, d, jnp.float64, spread=2.0) for _ in range(b)]
+        family = gaussian.GaussianFamily(ct)
     batch = stacked(restarts)
-    family = gaussian.GaussianFamily(ct)
     Xc, wc = chunked(X, 64)
     given = layout in ("features", "tuple")
     data = {"chunks": (Xc, wc), "features": (jax.vmap(family.block_features)(Xc), wc),
@@ -177,25 +194,23 @@ def test_restarts_in_one_product_equal_each_restart(ct, layout, monkeypatch):
                                        rtol=1e-10, atol=1e-10, err_msg=f"restart {i}: {name}")
 
 
-@pytest.mark.parametrize("case", ["hard", "poisson", "float32 full", "one restart"])
+@pytest.mark.parametrize("case", ["hard", "hard poisson", "float32 full", "one restart"])
 def test_restarts_outside_the_one_product_path_are_vmapped(case, monkeypatch):
-    """Hard EM, Poisson, float32 full (Cholesky form) and a batch of one keep the plain vmap of
-    e_pass, and give each restart's own unbatched E-step."""
+    """Hard EM (Gaussian, Poisson), float32 full (Cholesky form) and a batch of one keep the
+    plain vmap of e_pass, and give each restart's own unbatched E-step."""
     rng = np.random.default_rng(6)
     n, d, k = 130, 2, 3
     b = 1 if case == "one restart" else 3
-    if case == "poisson":
+    if case == "hard poisson":
         family = poisson.PoissonFamily()
         X = jnp.asarray(rng.poisson(4.0, size=(n, d)), jnp.float64)
-        restarts = [PoissonParams(jnp.asarray(rng.dirichlet(np.ones(k))),
-                                  jnp.asarray(rng.uniform(1, 8, size=(k, d))))
-                    for _ in range(b)]
+        restarts = [random_poisson_params(rng, k, d) for _ in range(b)]
     else:
         dtype = jnp.float32 if case == "float32 full" else jnp.float64
         family = gaussian.GaussianFamily("full")
         X = jnp.asarray(rng.normal(size=(n, d)), dtype)
         restarts = [random_params(rng, "full", k, d, dtype) for _ in range(b)]
-    hard = case == "hard"
+    hard = case.startswith("hard")
     Xc, wc = chunked(X, 32)
     Xc, wc = Xc.astype(X.dtype), wc.astype(X.dtype)
     batch = stacked(restarts)
