@@ -28,6 +28,10 @@ from em_reference.validation import (as_2d_samples, check_choice, check_float, c
 # them briefly takes about twice this (the slices before they are joined)
 FEATURE_CACHE_BYTES = 2**27
 
+# the fit's warnings point at the user's call: warn in _fit <- one_blas_thread's wrapper
+# (contextlib) <- fit / fit_predict <- the caller
+WARN_AT_CALLER = 4
+
 
 @partial(jax.jit, static_argnames="family")
 def _log_joint(X, params, family):
@@ -158,11 +162,11 @@ class MixtureEM(DensityMixin, BaseEstimator):
         if bool(state.failed[best]):
             warnings.warn(f"EM stopped at iteration {self.n_iter_}: the next update was not "
                           "finite; the last finite parameters are kept.", RuntimeWarning,
-                          stacklevel=2)
+                          stacklevel=WARN_AT_CALLER)
         elif not self.converged_:
             warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations "
                           f"(tol={self.tol}); increase max_iter or tol.", ConvergenceWarning,
-                          stacklevel=2)
+                          stacklevel=WARN_AT_CALLER)
         return self
 
     def _initial_params(self, X, w, X_chunks, family):
