@@ -5,7 +5,7 @@ of the parameters, computed once), ``block_features(X_block) -> (C, F)`` (the su
 statistic features T(x)), ``block_log_joint(features, prepared) -> (C, K)``,
 ``block_stats(features, weighted_resp)`` (the sufficient statistics, from the same features),
 ``m_step(stats, old_params, prior)`` and ``log_prior(params, prior)``; a family whose log joint
-is linear in its features (``linear_log_joint(dtype)``: the Gaussian's natural parameters)
+is linear in its features (``linear_log_joint(dtype)``: natural parameters times T(x))
 also gives ``stats_from_moments(R^T T(X))``, so that restarts share one product. The loop is
 
     state = em_init(params)
