@@ -172,16 +172,6 @@ def natural_parameters(params, covariance_type):
     return jnp.concatenate([const[:, None], linear, quad], axis=1).T
 
 
-def stats_from_features(feats, weighted_resp, covariance_type):
-    """The same GaussianStats as ``sufficient_stats``, from T(X) (N, 1 + D + Q) =
-    ``features(X)``: one (K, N) x (N, 1 + D + Q) product."""
-    # the barrier keeps R^T materialised (C x K, small) so that XLA CPU emits a plain
-    # row-major (K, C) x (C, F) product (its fast YNNPACK kernel) rather than a dot that
-    # contracts both operands' leading axes (Eigen, ~2x slower at these shapes)
-    moments = jax.lax.optimization_barrier(weighted_resp.T) @ feats
-    return stats_from_moments(moments, covariance_type)
-
-
 def stats_from_moments(moments, covariance_type):
     """GaussianStats from moments (K, 1 + D + Q) = sum_n w_n r_nk T(x_n) (``features`` order)."""
     n_feat = moments.shape[1] - 1
@@ -247,11 +237,8 @@ class GaussianFamily:
         return log_weights[None, :] + log_gaussian_prob(X, means, prec_chol,
                                                         self.covariance_type)
 
-    def block_stats(self, feats, weighted_resp):
-        return stats_from_features(feats, weighted_resp, self.covariance_type)
-
     def stats_from_moments(self, moments):
-        """GaussianStats from moments (K, F) = R^T T(X) (the linear form's statistics)."""
+        """GaussianStats (the same as ``sufficient_stats``) from moments (K, F) = R^T T(X)."""
         return stats_from_moments(moments, self.covariance_type)
 
     def feature_width(self, n_features):

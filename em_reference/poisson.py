@@ -108,11 +108,6 @@ class PoissonFamily:
     def block_log_joint(self, feats, eta):
         return feats @ eta
 
-    def block_stats(self, feats, weighted_resp):
-        # the barrier keeps R^T materialised so XLA CPU emits a plain row-major product
-        # (as gaussian.stats_from_features)
-        return stats_from_moments(jax.lax.optimization_barrier(weighted_resp.T) @ feats)
-
     def stats_from_moments(self, moments):
         """PoissonStats from moments (K, D + 2) = R^T T(x)."""
         return stats_from_moments(moments)
