@@ -59,8 +59,8 @@ def _split_rows(dyn, n, rows):
 def fit_vi_minibatch(model, *args, guide, loss="elbo", num_particles=1, batch_size=128,
                      max_epochs=200, learning_rate=1e-3, optimizer=None, validation=0.1,
                      validation_args=None, patience=10, min_delta=0.0, eval_particles=None,
-                     final_particles=10, n_restarts=1, plate="data", seed=0,
-                     progress_bar=False, model_kwargs=None, **kwargs):
+                     final_particles=10, n_restarts=1, max_seconds=None, plate="data",
+                     seed=0, progress_bar=False, model_kwargs=None, **kwargs):
     """Fit a model with local latents and its amortized guide by minibatch SVI.
 
     model, *args, **kwargs : a NumPyro model whose sample sites all sit in the plate
@@ -81,6 +81,8 @@ def fit_vi_minibatch(model, *args, guide, loss="elbo", num_particles=1, batch_si
     final_particles : particles per training point for ``elbo`` / ``elbo_se`` at the end.
     n_restarts : independent initialisations (seeds) run one after another through the same
         compiled programs; the best held-out objective is kept.
+    max_seconds : stop a restart's training after this much run time (stopped "time_limit",
+        not converged); None for no limit.
     Returns FitResult with method "minibatch_<loss>", params = every param site (networks as
     pytrees of numpy arrays), objective_trace the per-step objective (the minibatch estimate
     of the whole training set's bound), elbo / elbo_se the training set's ELBO.
@@ -98,6 +100,8 @@ def fit_vi_minibatch(model, *args, guide, loss="elbo", num_particles=1, batch_si
     final_particles = check_positive_int(final_particles, "final_particles", minimum=2)
     eval_k = check_positive_int(eval_particles if eval_particles is not None else k,
                                 "eval_particles")
+    if max_seconds is not None:
+        max_seconds = check_positive_float(max_seconds, "max_seconds")
     if not (isinstance(min_delta, int | float) and np.isfinite(min_delta) and min_delta >= 0):
         raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
     if optimizer is None:
@@ -210,15 +214,18 @@ def fit_vi_minibatch(model, *args, guide, loss="elbo", num_particles=1, batch_si
     for r in range(n_restarts):
         state = state0 if r == 0 else init_c(keys[r], train_dyn)
         ekey = jax.random.fold_in(keys[r], 1)
-        trace, train_obj, valid_obj = [], [], []
+        trace, train_obj, valid_obj, seconds = [], [], [], []
         best, best_state, best_epoch, wait, failed, stopped = -np.inf, state, 0, 0, False, None
         bar = tqdm(range(max_epochs), desc=f"{objective_name} restart {r}",
                    disable=not progress_bar)
+        restart_time = 0.0
         for e in bar:
             t0 = time.perf_counter()
             state, losses = epoch_c(state, jax.random.fold_in(ekey, e), train_dyn)
             losses = np.asarray(losses)
             run_time += time.perf_counter() - t0
+            restart_time += time.perf_counter() - t0
+            seconds.append(time.perf_counter() - t0)
             if not np.all(np.isfinite(losses)):
                 failed, stopped = True, "nonfinite"
                 trace.append(-losses)
@@ -235,11 +242,15 @@ def fit_vi_minibatch(model, *args, guide, loss="elbo", num_particles=1, batch_si
                 if wait >= patience:
                     stopped = "early_stopping"
                     break
+            if max_seconds is not None and restart_time > max_seconds:
+                stopped = "time_limit"
+                break
         bar.close()
         runs.append({"state": best_state, "best": best, "best_epoch": best_epoch,
                      "trace": np.concatenate(trace) if trace else np.zeros(0),
                      "train": np.array(train_obj), "held_out": np.array(valid_obj),
                      "failed": failed, "stopped": stopped or "max_epochs",
+                     "seconds": np.array(seconds),
                      "epochs": len(train_obj) + int(failed)})
     failed = np.array([run["failed"] for run in runs])
     if failed.all():
@@ -284,6 +295,7 @@ def fit_vi_minibatch(model, *args, guide, loss="elbo", num_particles=1, batch_si
             else None,
             "held_out_objective_best": run["best"] if valid_margs is not None else None,
             "epoch_run_time": run_time / max(epochs_run, 1),
+            "epoch_seconds": run["seconds"],
             "elbo_per_point": evidence.elbo.values,
             "restart_objectives": objectives, "best_restart": best_r,
             "n_failed_restarts": int(failed.sum())})
