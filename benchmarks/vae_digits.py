@@ -25,7 +25,7 @@ from scipy.special import logsumexp
 from sklearn.datasets import load_digits
 
 import models
-from benchmarks._report import Report, nats
+from benchmarks._report import Report, nats, report_gaps
 from experiments.problem import split
 from models.amortized_mixture import fit_amortized_categorical
 
@@ -150,17 +150,7 @@ def main():
             t0 = time.perf_counter()
             g = models.inference_gaps(models.vae, models.vae_guide, fit.params, X,
                                       num_particles=5000, elbo_particles=1000, **ARCH)
-            report(f"{name}, {part} ({len(X)} images, {time.perf_counter() - t0:.0f} s): "
-                   f"log p(x) {g.log_px.mean:.3f}, ELBO(q) {g.elbo_amortized.mean:.3f}, "
-                   f"ELBO(q*) {g.elbo_local.mean:.3f}")
-            for field in ("inference_gap", "approximation_gap", "amortization_gap"):
-                v = getattr(g, field)
-                report(f"    {field:18s} {v.mean:6.3f} +- {v.se_mean:.3f} (MC) +- "
-                       f"{v.sd / np.sqrt(len(v.values)):.3f} (points)")
-            se = np.hypot(g.amortization_gap.se_mean, g.approximation_gap.se_mean)
-            delta = g.amortization_gap.mean - g.approximation_gap.mean
-            report(f"    amortization > approximation: {'yes' if delta > 2 * se else 'NO'} "
-                   f"({delta:.3f} +- {se:.3f})")
+            report_gaps(report, f"{name}, {part}", g, time.perf_counter() - t0)
     fit = vaes["ELBO-trained"]
     longer = models.local_variational_fit(models.vae, models.vae_guide, fit.params, test,
                                           steps=2000, **ARCH)

@@ -29,7 +29,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import models  # noqa: E402
-from benchmarks._report import Report, nats  # noqa: E402
+from benchmarks._report import Report, nats, report_gaps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = -86.76     # Burda et al. 2016, Table 1, VAE, 1 stochastic layer, k = 1
@@ -134,19 +134,7 @@ def main():
                                      num_particles=args.iwae_k, elbo_particles=1000,
                                      local_steps=500, local_learning_rate=0.01,
                                      local_particles=10, **ARCH)
-        report(f"{name} ({time.perf_counter() - t0:.0f} s): log p(x) {gaps.log_px.mean:.3f}, "
-               f"ELBO amortized {gaps.elbo_amortized.mean:.3f}, ELBO q* "
-               f"{gaps.elbo_local.mean:.3f}")
-        for field in ("inference_gap", "approximation_gap", "amortization_gap"):
-            g = getattr(gaps, field)
-            report(f"  {field:18s} {g.mean:7.3f} +- {g.se_mean:.3f} (MC) "
-                   f"+- {g.sd / np.sqrt(len(g.values)):.3f} (points)")
-        amort, approx = gaps.amortization_gap, gaps.approximation_gap
-        se = np.sqrt(amort.se_mean ** 2 + approx.se_mean ** 2)
-        report(f"  amortization > approximation (Cremer et al.): "
-               f"{'yes' if amort.mean - approx.mean > 2 * se else 'NO'} "
-               f"(difference {amort.mean - approx.mean:.3f} +- {se:.3f}); q* trace first/last "
-               f"{gaps.local.objective_trace[0]:.3f} / {gaps.local.objective_trace[-1]:.3f}")
+        report_gaps(report, name, gaps, time.perf_counter() - t0)
     report.close()
 
 

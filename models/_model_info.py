@@ -16,7 +16,8 @@ from numpyro import handlers
 class ModelInfo(NamedTuple):
     latent: dict      # name -> trace site of every unobserved sample site (abstract values)
     params: dict      # name -> trace site of every numpyro.param site (abstract values)
-    shapes: dict      # name -> shape of every latent and param site
+    shapes: dict      # name -> shape of every latent and param site (site_shape: a pytree
+    #                   of ShapeDtypeStruct for a network's parameters)
     deterministic: tuple
 
 

@@ -71,7 +71,8 @@ def fit_vi_minibatch(model, *args, guide, loss="elbo", num_particles=1, batch_si
         GradientTransformation is given.
     validation : fraction of the points held out (a fixed random split from ``seed``; every
         array argument with N rows is split) for early stopping, or None; or give the
-        held-out data as ``validation_args`` (the model's positional arguments for them).
+        held-out data as ``validation_args`` (the model's positional arguments for them;
+        then nothing is split off).
     patience, min_delta : stop when the held-out objective per point has not improved by more
         than min_delta for ``patience`` epochs; the parameters of the best epoch are kept.
         Without held-out data the training objective per epoch is watched instead.
@@ -108,8 +109,8 @@ def fit_vi_minibatch(model, *args, guide, loss="elbo", num_particles=1, batch_si
         optimizer = optax.adam(check_positive_float(learning_rate, "learning_rate"))
     elif not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError("optimizer must be an optax GradientTransformation")
-    if validation is not None and validation_args is not None:
-        raise ValueError("give validation (a fraction) or validation_args, not both")
+    if validation_args is not None:   # held-out data given: no split of the training data
+        validation = None
     kwargs = {**kwargs, **(model_kwargs or {})}
     args, kwargs = prepare_args(model, args, kwargs)
     n = local_structure(model, guide, args, kwargs, plate).n
