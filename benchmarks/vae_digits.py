@@ -165,16 +165,18 @@ def main():
            f"{e500.mean:.3f} +- {e500.se_mean:.3f}, after 2000 steps {e2000.mean:.3f} +- "
            f"{e2000.se_mean:.3f}")
 
-    report("\n## Bernoulli mixture K=50: amortized q(c | x) (MLP 64-128-50) against the exact "
-           "E-step (exact, no sampling)")
+    report("\n## Bernoulli mixture K=50: amortized q(c | x) (MLP 64-256-256-50, the exact ELBO, "
+           "Adam 3e-3, 1000 epochs of batches of 32) against the exact E-step (no sampling)")
     t0 = time.perf_counter()
-    q = fit_amortized_categorical(train, bernoulli_log_joint, mixtures[50], hidden=(128,),
-                                  epochs=300, batch_size=32, learning_rate=1e-3)
+    q = fit_amortized_categorical(train, bernoulli_log_joint, mixtures[50], hidden=(256, 256),
+                                  epochs=1000, batch_size=32, learning_rate=3e-3)
     for part, X in (("train", train), ("test", test)):
         g = q.gaps(X, bernoulli_log_joint, mixtures[50])
+        L = bernoulli_log_joint(X, mixtures[50])
         report(f"  {part}: log p(x) {g.log_likelihood.mean():.3f}, ELBO(q) {g.elbo.mean():.3f},"
                f" amortization gap {g.mean_gap:.3f} nats per image (EM's E-step: 0; "
-               f"approximation gap: 0, the categorical family is exact)")
+               f"approximation gap: 0, the categorical family is exact); argmax q = argmax "
+               f"posterior for {np.mean(q.logits(X).argmax(1) == L.argmax(1)):.1%} of images")
     report(f"  ({time.perf_counter() - t0:.1f} s)")
     report.close()
 

@@ -87,7 +87,12 @@ def fit_amortized_categorical(X, log_joint_matrix, params=None, hidden=(128,), e
                               seed=0) -> AmortizedCategorical:
     """Fit q_phi(c | x) = softmax(MLP_phi(x)) (D -> *hidden -> K) by Adam on the exact mean
     ELBO of minibatches, the mixture held fixed. X: (N, D). The whole fit (epochs of shuffled
-    minibatches, floor(N / batch_size) per epoch) is one compiled program."""
+    minibatches, floor(N / batch_size) per epoch) is one compiled program.
+
+    The ELBO's KL(q || posterior) is mode-seeking: where the posterior is nearly one-hot, an
+    encoder that has settled on a wrong component for a point gets almost no gradient back,
+    so the measured gap includes this optimisation error (wider networks and longer runs
+    lower it); it is the gap of *this* amortized q, exact, not a bound on the best one."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or len(X) < 1 or not np.all(np.isfinite(X)):
         raise ValueError(f"X must be a finite 2-D array (N, D), got shape {X.shape}")
