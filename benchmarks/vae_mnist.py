@@ -87,7 +87,12 @@ def main():
            f"Adam 1e-3, loss {LOSS}")
     if not args.skip_timing:
         report("\n## time per epoch (training only; compilation reported apart)")
-        time_per_epoch(report, data["train"], args.timing_rounds, args.timing_epochs)
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            report("PyTorch is not installed (pip install -e '.[bench-torch]'): no ratio")
+        else:
+            time_per_epoch(report, data["train"], args.timing_rounds, args.timing_epochs)
 
     report("\n## training (held-out early stopping on the 10,000 validation images)")
     t0 = time.perf_counter()
