@@ -53,8 +53,11 @@ def as_init_list(init, info, n_restarts, what="restart"):
                              f"of the model (those are {sorted(sites)})")
         out = {}
         for name, v in values.items():
-            v = jnp.asarray(v, dtype=jnp.result_type(float))
             site = sites[name]
+            if not isinstance(info.shapes[name], tuple):  # a pytree-valued param (a network)
+                out[name] = _checked_tree(v, info.shapes[name], f"init[{i}][{name!r}]")
+                continue
+            v = jnp.asarray(v, dtype=jnp.result_type(float))
             if v.shape != info.shapes[name]:
                 raise ValueError(f"init[{i}][{name!r}] has shape {v.shape}, the site has shape "
                                  f"{info.shapes[name]}")
@@ -71,6 +74,23 @@ def as_init_list(init, info, n_restarts, what="restart"):
             out[name] = v
         checked.append(out)
     return checked, n_restarts
+
+
+def _checked_tree(value, shapes, where):
+    """A pytree-valued initial value (network parameters) checked leaf by leaf against the
+    site's pytree of ``jax.ShapeDtypeStruct`` (same structure, same leaf shapes, finite)."""
+    value = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype=jnp.result_type(float)), value)
+    want = jax.tree.structure(shapes)
+    if jax.tree.structure(value) != want:
+        raise ValueError(f"{where} has pytree structure {jax.tree.structure(value)}, the site "
+                         f"has {want}")
+    for leaf, spec in zip(jax.tree.leaves(value), jax.tree.leaves(shapes), strict=True):
+        if leaf.shape != spec.shape:
+            raise ValueError(f"{where} has a leaf of shape {leaf.shape} where the site has "
+                             f"{spec.shape}")
+        if not np.all(np.isfinite(leaf)):
+            raise ValueError(f"{where} contains NaN or inf")
+    return value
 
 
 def init_loc_fn(values, default):
@@ -99,11 +119,18 @@ def with_deterministic(model, margs, values, info, batch_ndims):
 
 
 def to_numpy(tree):
-    return {k: np.asarray(v) for k, v in tree.items()}
+    """site -> value, each value an array or a pytree of arrays (a network's parameters), with
+    every leaf made a numpy array (the pytree structure is kept)."""
+    return {k: jax.tree.map(np.asarray, v) for k, v in tree.items()}
+
+
+def all_finite(value) -> bool:
+    """Every leaf of an array or pytree of arrays is free of NaN and inf."""
+    return all(bool(np.all(np.isfinite(leaf))) for leaf in jax.tree.leaves(value))
 
 
 def require_finite(values, what, method):
-    bad = sorted(k for k, v in values.items() if not np.all(np.isfinite(v)))
+    bad = sorted(k for k, v in values.items() if not all_finite(v))
     if bad:
         raise FitError(f"{method}: non-finite {what} at sites {bad}")
 

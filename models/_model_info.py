@@ -16,7 +16,8 @@ from numpyro import handlers
 class ModelInfo(NamedTuple):
     latent: dict      # name -> trace site of every unobserved sample site (abstract values)
     params: dict      # name -> trace site of every numpyro.param site (abstract values)
-    shapes: dict      # name -> shape of every latent and param site
+    shapes: dict      # name -> shape of every latent and param site (site_shape: a pytree
+    #                   of ShapeDtypeStruct for a network's parameters)
     deterministic: tuple
 
 
@@ -40,8 +41,20 @@ def inspect_model(model, args, kwargs) -> ModelInfo:
         if site["fn"].support.is_discrete:
             raise ValueError(f"latent site {name!r} is discrete; marginalise it (e.g. "
                              "MixtureSameFamily) or enumerate it before fitting")
-    shapes = {n: tuple(jax.numpy.shape(s["value"])) for n, s in {**latent, **params}.items()}
+    shapes = {n: site_shape(s["value"]) for n, s in {**latent, **params}.items()}
     return ModelInfo(latent, params, shapes, det)
+
+
+def site_shape(value):
+    """The shape of a site's value: a tuple for an array; for a pytree of arrays (a network's
+    parameters from ``numpyro.contrib.module``, ``numpyro.module`` or a nested-dict param) the
+    same pytree with each leaf replaced by a ``jax.ShapeDtypeStruct`` (a leaf, unlike a shape
+    tuple, which a pytree would read as a node). Never converts a value to numpy: inside
+    ``inspect_model`` the values are tracers."""
+    if isinstance(value, jax.Array | np.ndarray | int | float):
+        return tuple(jax.numpy.shape(value))
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(jax.numpy.shape(leaf),
+                                                          jax.numpy.result_type(leaf)), value)
 
 
 class ModelArgs(NamedTuple):
