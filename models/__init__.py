@@ -7,8 +7,8 @@ from models.map_fit import fit_map
 from models.gaussian_mixture import gaussian_mixture
 from models.nuts_fit import fit_nuts
 from models.poisson_mixture import poisson_mixture
-from models.result import STATUSES, FitError, FitResult
+from models.result import FitError, FitResult
 from models.vi_fit import fit_vi
 
-__all__ = ["STATUSES", "FitError", "FitResult", "fit_map", "fit_nuts", "fit_vi", "gaussian_mixture",
+__all__ = ["FitError", "FitResult", "fit_map", "fit_nuts", "fit_vi", "gaussian_mixture",
            "hard_assignments", "poisson_mixture", "responsibilities"]

@@ -55,6 +55,7 @@ class FitResult:
                     certificate holds, a VI run whose ELBO plateaued within its Monte-Carlo
                     error, NUTS chains that mixed), "not_converged" (MAP, MLE, VI) or
                     "failed_to_mix" (NUTS). Invariant: ``converged == (status == "ok")``.
+                    Left out (None), it follows ``converged``: "ok" or "not_converged".
     """
 
     method: str
@@ -70,9 +71,11 @@ class FitResult:
     converged: bool
     n_steps: int
     diagnostics: dict = field(default_factory=dict)
-    status: str = "ok"
+    status: str | None = None
 
     def __post_init__(self):
+        if self.status is None:  # a routine that gives no status: what ``converged`` says
+            object.__setattr__(self, "status", "ok" if self.converged else "not_converged")
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         if bool(self.converged) != (self.status == "ok"):

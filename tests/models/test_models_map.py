@@ -219,9 +219,10 @@ def test_fit_result_status_invariant():
                   objective_trace=np.zeros(1), elbo=None, elbo_se=None, inference_data=None,
                   wall_time=1.0, compile_time=0.5, n_steps=1)
     assert models.FitResult(converged=True, **fields).status == "ok"
-    models.FitResult(converged=False, status="not_converged", **fields)
+    assert models.FitResult(converged=False, **fields).status == "not_converged"
+    models.FitResult(converged=False, status="failed_to_mix", **fields)
     with pytest.raises(ValueError, match="contradicts"):
-        models.FitResult(converged=False, **fields)
+        models.FitResult(converged=False, status="ok", **fields)
     with pytest.raises(ValueError, match="contradicts"):
         models.FitResult(converged=True, status="failed_to_mix", **fields)
     with pytest.raises(ValueError, match="status must be one of"):
