@@ -18,9 +18,9 @@ class LBFGSResult(NamedTuple):
     x: jax.Array        # (P,) best point found
     fun: jax.Array      # objective at x
     fun_init: jax.Array  # objective at x0
-    grad_norm: jax.Array  # max |gradient| at x
+    grad_norm: jax.Array  # Euclidean norm of the gradient at x
     n_iter: jax.Array   # accepted steps
-    converged: jax.Array  # bool: the stopping test passed (not max_iter / stalled)
+    converged: jax.Array  # bool: ||gradient|| <= gtol (not max_iter / stalled)
 
 
 class _State(NamedTuple):
@@ -35,6 +35,7 @@ class _State(NamedTuple):
     step: jax.Array    # current trial step length along direction
     n_iter: jax.Array
     n_eval: jax.Array
+    n_small: jax.Array  # consecutive accepted steps below the relative decrease floor
     done: jax.Array
     converged: jax.Array
 
@@ -61,11 +62,12 @@ def _direction(g, s_mem, y_mem, n_mem):
     return -r
 
 
-def lbfgs(fun, x0, max_iter=500, memory=10, rtol=1e-13, gtol=1e-9, max_eval=None):
-    """Minimise ``fun`` from ``x0`` (P,). Stops when the relative decrease of an accepted step
-    is below ``rtol`` or max|grad| < gtol * max(1, |f|) (converged), or after ``max_iter``
-    accepted steps / ``max_eval`` evaluations (not converged). A step that fails the Armijo
-    test 30 halvings in a row ends the run as converged: nothing representable improves."""
+def lbfgs(fun, x0, gtol, max_iter=500, memory=10, rtol=1e-15, patience=5, max_eval=None):
+    """Minimise ``fun`` from ``x0`` (P,). Converged when the Euclidean norm of the gradient is
+    at most ``gtol`` (absolute). Also stops, not converged, after ``max_iter`` accepted steps /
+    ``max_eval`` evaluations, after ``patience`` accepted steps in a row that each decrease
+    ``fun`` by at most rtol * max(1, |f|) (the rounding floor of f), or when a step fails the
+    Armijo test 30 halvings in a row (nothing representable improves)."""
     max_eval = max_eval or 5 * max_iter
     value_and_grad = jax.value_and_grad(fun)
     p = x0.shape[0]
@@ -75,7 +77,7 @@ def lbfgs(fun, x0, max_iter=500, memory=10, rtol=1e-13, gtol=1e-9, max_eval=None
     # gradient graph is compiled once
     init = _State(x0, inf, inf, jnp.zeros_like(x0), zeros, zeros, jnp.array(0),
                   jnp.zeros_like(x0), jnp.array(0.0, x0.dtype), jnp.array(-1), jnp.array(0),
-                  jnp.array(False), jnp.array(False))
+                  jnp.array(0), jnp.array(False), jnp.array(False))
 
     def cond(s):
         return ~s.done
@@ -104,12 +106,14 @@ def lbfgs(fun, x0, max_iter=500, memory=10, rtol=1e-13, gtol=1e-9, max_eval=None
         step = jnp.where(ok, 1.0, 0.5 * s.step)
         n_iter = s.n_iter + ok
         small = ok & ~first & ((s.f - f_new) <= rtol * jnp.maximum(1.0, jnp.abs(f_new)))
-        flat = jnp.max(jnp.abs(g)) < gtol * jnp.maximum(1.0, jnp.abs(f))
-        stalled = ~first & (s.step < 2.0**-30)
-        converged = small | flat | stalled
-        done = converged | (n_iter >= max_iter) | (s.n_eval + 1 >= max_eval) | ~jnp.isfinite(f)
+        n_small = jnp.where(ok, jnp.where(small, s.n_small + 1, 0), s.n_small)
+        converged = jnp.linalg.norm(g) <= gtol
+        stalled = (~first & (s.step < 2.0**-30)) | (n_small >= patience)
+        done = (converged | stalled | (n_iter >= max_iter) | (s.n_eval + 1 >= max_eval)
+                | ~jnp.isfinite(f))
         return _State(x, f, jnp.where(first, f_new, s.f_init), g, s_mem, y_mem, n_mem,
-                      direction, step, n_iter, s.n_eval + 1, done, converged & jnp.isfinite(f))
+                      direction, step, n_iter, s.n_eval + 1, n_small, done,
+                      converged & jnp.isfinite(f))
 
     s = jax.lax.while_loop(cond, body, init)
-    return LBFGSResult(s.x, s.f, s.f_init, jnp.max(jnp.abs(s.g)), s.n_iter, s.converged)
+    return LBFGSResult(s.x, s.f, s.f_init, jnp.linalg.norm(s.g), s.n_iter, s.converged)

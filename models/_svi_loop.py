@@ -29,13 +29,33 @@ class LoopResult(NamedTuple):
     failed: np.ndarray        # (R,) bool: a non-finite loss appeared
     n_nonfinite: np.ndarray   # (R,) int
     compile_time: float
+    last_change: np.ndarray   # (R,) change of the windowed mean loss at the last test
+    last_se: np.ndarray       # (R,) its standard error as the test estimated it
 
 
-def window_converged(prev, cur, tol):
-    """Relative change of the mean loss between two consecutive windows, allowing for noise:
-    |mean(cur) - mean(prev)| <= tol * |mean(cur)| + 2 * standard error of that difference."""
-    se = np.sqrt(prev.var() / prev.size + cur.var() / cur.size)
-    return abs(cur.mean() - prev.mean()) <= tol * abs(cur.mean()) + 2.0 * se
+def relative_window_test(tol):
+    """fit_map's hand-off from Adam to L-BFGS (not a certificate: fit_map certifies its point
+    by the gradient): the mean loss of two consecutive windows changed by at most
+    tol * |mean| + 2 standard errors (iid within the window). -> test(prev, cur) ->
+    (passed, change, se)."""
+    def test(prev, cur):
+        se = float(np.sqrt(prev.var() / prev.size + cur.var() / cur.size))
+        change = float(cur.mean() - prev.mean())
+        return abs(change) <= tol * abs(cur.mean()) + 2.0 * se, change, se
+    return test
+
+
+def over_restarts(fn):
+    """``jax.vmap(fn)`` over a leading restart axis, except with one restart, where ``fn`` runs
+    unbatched: under vmap a lax.cond on batched values (the diag density's fallback,
+    models._components) becomes a select that runs both branches (measured at (1e6, 8, 8):
+    fit_map diag peak RSS 1.55 GB vmapped, 1.26 GB unbatched)."""
+    def run(*args):
+        if jax.tree.leaves(args)[0].shape[0] == 1:
+            out = fn(*jax.tree.map(lambda a: a[0], args))
+            return jax.tree.map(lambda a: a[None], out)
+        return jax.vmap(fn)(*args)
+    return run
 
 
 def ready_svi(make_svi, args, kwargs):
@@ -75,10 +95,11 @@ def init_states(make_svi, keys, inits, info, margs):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states), seconds
 
 
-def run_restarts(make_svi, states, margs, *, max_steps, window, tol, patience=2,
+def run_restarts(make_svi, states, margs, *, max_steps, window, test, patience=2,
                  progress_bar=False, desc="svi"):
-    """Run ``svi.update`` on every restart until each converges (the window test holds for
-    ``patience`` consecutive windows), fails (non-finite loss) or ``max_steps`` is reached.
+    """Run ``svi.update`` on every restart until each converges (``test(prev, cur) ->
+    (passed, change, se)`` on the losses of two consecutive windows holds for ``patience``
+    consecutive windows), fails (non-finite loss) or ``max_steps`` is reached.
 
     states: SVIState stacked over R restarts; margs: the model's arguments (ModelArgs).
     """
@@ -105,7 +126,7 @@ def run_restarts(make_svi, states, margs, *, max_steps, window, tol, patience=2,
             (state, total), losses = jax.lax.scan(step, (state, zero), None, length=window)
             return state, losses, jax.tree.map(lambda t: t / window, total)
 
-        return jax.vmap(one)(states, active)
+        return over_restarts(one)(states, active)
 
     active = np.ones(n_restarts, bool)
     compiled, compile_time = compile_timed(chunk, states, active, margs.dyn)
@@ -114,6 +135,8 @@ def run_restarts(make_svi, states, margs, *, max_steps, window, tol, patience=2,
     failed = np.zeros(n_restarts, bool)
     n_nonfinite = np.zeros(n_restarts, int)
     streak = np.zeros(n_restarts, int)
+    last_change = np.full(n_restarts, np.nan)
+    last_se = np.full(n_restarts, np.nan)
     taken = [[] for _ in range(n_restarts)]
     averaged = None
     n_chunks = -(-max_steps // window)
@@ -132,10 +155,10 @@ def run_restarts(make_svi, states, margs, *, max_steps, window, tol, patience=2,
                     taken[r].append(losses[r][: np.argmax(bad) + 1])
                     failed[r], active[r] = True, False
                     continue
-                if taken[r] and window_converged(taken[r][-1], losses[r], tol):
-                    streak[r] += 1
-                else:
-                    streak[r] = 0
+                passed = False
+                if taken[r]:
+                    passed, last_change[r], last_se[r] = test(taken[r][-1], losses[r])
+                streak[r] = streak[r] + 1 if passed else 0
                 taken[r].append(losses[r])
                 if streak[r] >= patience:
                     converged[r], active[r] = True, False
@@ -158,4 +181,4 @@ def run_restarts(make_svi, states, margs, *, max_steps, window, tol, patience=2,
         return np.concatenate(out, axis=1)
 
     return LoopResult(states, averaged, frozen_losses, losses, converged, failed, n_nonfinite,
-                      compile_time)
+                      compile_time, last_change, last_se)

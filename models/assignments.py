@@ -8,9 +8,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 
 from models._checks import as_data
+from models._components import PoissonComponents
 from models.gaussian_mixture import check_covariance_type, component_distribution
 
 _PARAM_NDIM = {"weights": 1, "means": 2, "rates": 2,
@@ -21,7 +21,7 @@ _PARAM_NDIM = {"weights": 1, "means": 2, "rates": 2,
 def _log_resp(X, params, covariance_type):
     """(N, K) log responsibilities for one parameter set."""
     if "rates" in params:
-        components = dist.Poisson(params["rates"]).to_event(1)
+        components = PoissonComponents(params["rates"])
     else:
         components = component_distribution(params["means"], params["covariances"],
                                              covariance_type)
@@ -61,6 +61,7 @@ def responsibilities(X, params, covariance_type=None, average=False):
         expected = _PARAM_NDIM[covariance_type if k == "covariances" else k] + extra
         if p[k].ndim != expected:
             raise ValueError(f"{k} has shape {p[k].shape}; expected {expected} dimensions")
+    _check_param_shapes(p, covariance_type, X.shape[1], extra)
     if extra == 0:
         return np.asarray(jnp.exp(_log_resp(X, p, covariance_type)))
     r = _draws_resp(X, p, covariance_type)
@@ -70,3 +71,20 @@ def responsibilities(X, params, covariance_type=None, average=False):
 def hard_assignments(X, params, covariance_type=None):
     """(N,) most probable component of every point (posterior-averaged over draws if any)."""
     return responsibilities(X, params, covariance_type, average=True).argmax(-1)
+
+
+def _check_param_shapes(p, covariance_type, n_features, extra):
+    """Every parameter's shape against K (from weights), D (from X) and the draw axis:
+    jnp would broadcast a mismatch (e.g. X with the wrong feature count) into a wrong answer."""
+    lead = p["weights"].shape[:extra]
+    k, d = p["weights"].shape[-1], n_features
+    if "rates" in p:
+        expected = {"rates": lead + (k, d)}
+    else:
+        cov = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
+        expected = {"means": lead + (k, d), "covariances": lead + cov[covariance_type]}
+    for name, shape in expected.items():
+        if p[name].shape != shape:
+            raise ValueError(f"{name} has shape {p[name].shape}, expected {shape} for "
+                             f"{k} components (weights {p['weights'].shape}) and X with "
+                             f"{d} features")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
-from models._components import GaussianComponents
-from models._checks import as_data, check_n_components, is_concrete, resolve_prior
+from models._checks import (as_data, check_inside_handler, check_n_components, is_concrete,
+                            resolve_prior)
+from models._components import DiagonalGaussianComponents, GaussianComponents
 
 
 def check_covariance_type(covariance_type) -> str:
@@ -42,9 +44,7 @@ def component_distribution(means, covariances, covariance_type):
     """The K Gaussian components as one batched distribution: batch (K,), event (D,)."""
     if covariance_type in ("full", "tied"):
         return GaussianComponents(means, covariances)
-    if covariance_type == "diag":
-        return dist.Normal(means, jnp.sqrt(covariances)).to_event(1)
-    return dist.Normal(means, jnp.sqrt(covariances)[:, None]).to_event(1)
+    return DiagonalGaussianComponents(means, covariances)  # diag (K, D) or spherical (K,)
 
 
 def gaussian_mixture(X, n_components, covariance_type="full", prior=None):
@@ -59,6 +59,7 @@ def gaussian_mixture(X, n_components, covariance_type="full", prior=None):
         ``weights`` a deterministic site equal to [1.] (a one-component Dirichlet is a point
         mass of density 1).
     """
+    check_inside_handler("gaussian_mixture")
     X = as_data(X, "X")
     n, d = X.shape
     k = check_n_components(n_components, n)
@@ -136,3 +137,32 @@ def _mle_params(X, k, ct):
     positive = constraints.positive_definite if ct in ("full", "tied") else constraints.positive
     covs = numpyro.param("covariances", lambda key: init_cov(), constraint=positive)
     return weights, means, covs
+
+
+# a component variance below this fraction of the data's mean variance has collapsed: the
+# likelihood grows without bound as it shrinks (a point mass), there is no MLE to certify
+COLLAPSE_RATIO = 1e-12
+
+
+def _degenerate(params, X, n_components, covariance_type="full", prior=None):
+    """fit_map's hook: a message naming collapsed components of the fitted ``params``, or None.
+    (With a prior the covariances cannot collapse; the test is the same.)"""
+    x = as_data(X, "X")
+    scale = float(np.mean(np.var(x, axis=0)))
+    covs = np.asarray(params["covariances"], dtype=float)
+    if covariance_type in ("full", "tied"):
+        smallest = np.linalg.eigvalsh(covs.reshape((-1,) + covs.shape[-2:])).min(-1)
+    else:  # diag (K, D), spherical (K,)
+        smallest = covs.reshape(covs.shape[0], -1).min(-1)
+    if not scale > 0:  # constant data: no scale to compare with
+        return None
+    collapsed = np.flatnonzero(smallest < COLLAPSE_RATIO * scale)
+    if not collapsed.size:
+        return None
+    return (f"component(s) {collapsed.tolist()} collapsed (smallest variance "
+            f"{smallest[collapsed].min():.3g}, {smallest[collapsed].min() / scale:.2g} of the "
+            "data's variance): the likelihood is unbounded there, not at an optimum; use a "
+            "prior (prior='default') or fewer components")
+
+
+gaussian_mixture.degenerate = _degenerate

@@ -13,7 +13,9 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from em_reference.priors import PoissonMixturePrior
-from models._checks import as_data, check_n_components, is_concrete, resolve_prior
+from models._checks import (as_data, check_inside_handler, check_n_components, is_concrete,
+                            resolve_prior)
+from models._components import PoissonComponents
 
 
 def resolve_poisson_prior(prior, x, n_components):
@@ -40,6 +42,7 @@ def poisson_mixture(x, n_components, prior=None):
     prior : None (``numpyro.param`` sites, SVI gives the MLE), "default" or
         em_reference.PoissonMixturePrior: weights ~ Dirichlet(alpha), rate_kd ~ Gamma(a_d, b_d).
     """
+    check_inside_handler("poisson_mixture")
     x = check_counts(x)
     n, d = x.shape
     k = check_n_components(n_components, n)
@@ -65,7 +68,7 @@ def poisson_mixture(x, n_components, prior=None):
                                                        jnp.asarray(prior.rate_rate)).to_event(1))
     with numpyro.plate("data", n):
         numpyro.sample("obs", dist.MixtureSameFamily(dist.Categorical(probs=weights),
-                                                     dist.Poisson(rates).to_event(1)), obs=x)
+                                                     PoissonComponents(rates)), obs=x)
 
 
 def _prepare_args(x, n_components, prior=None):

@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 import arviz as az
 import numpy as np
 
+# what a fit certifies: "ok" = MAP/MLE at a certified optimum (gradient certificate), VI at an
+# ELBO plateau within its Monte-Carlo error, NUTS chains that mixed (r_hat, ESS, no
+# divergences); "not_converged" = an optimiser (MAP, MLE, VI) that did not certify its point;
+# "failed_to_mix" = NUTS draws that missed the mixing targets within the caps
+STATUSES = ("ok", "not_converged", "failed_to_mix")
+
 
 class FitError(RuntimeError):
     """A fit that produced a non-finite objective or non-finite parameters.
@@ -39,11 +45,17 @@ class FitResult:
     wall_time       seconds for the whole call, compilation included.
     compile_time    the part of ``wall_time`` spent tracing and compiling (run time is the
                     difference).
-    converged       optimiser: the convergence test passed; NUTS: no divergences and (with
-                    several chains) r_hat_max < 1.01.
+    converged       ``status == "ok"``: the fit's certificate holds (see ``status``).
     n_steps         optimiser steps (Adam plus polishing) or NUTS draws per chain.
     diagnostics     at least n_nonfinite, divergences, r_hat_max, ess_bulk_min, message (None
-                    where not applicable), plus method-specific entries.
+                    where not applicable), plus method-specific entries (MAP/MLE:
+                    gradient_norm, gradient_tol; VI: plateau_*; NUTS: ess_tail_min, draws,
+                    seconds, cap_hit, mixing_failures; see each routine).
+    status          one of STATUSES: "ok" (certified: a MAP/MLE optimum whose gradient
+                    certificate holds, a VI run whose ELBO plateaued within its Monte-Carlo
+                    error, NUTS chains that mixed), "not_converged" (MAP, MLE, VI) or
+                    "failed_to_mix" (NUTS). Invariant: ``converged == (status == "ok")``.
+                    Left out (None), it follows ``converged``: "ok" or "not_converged".
     """
 
     method: str
@@ -59,3 +71,13 @@ class FitResult:
     converged: bool
     n_steps: int
     diagnostics: dict = field(default_factory=dict)
+    status: str | None = None
+
+    def __post_init__(self):
+        if self.status is None:  # a routine that gives no status: what ``converged`` says
+            object.__setattr__(self, "status", "ok" if self.converged else "not_converged")
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if bool(self.converged) != (self.status == "ok"):
+            raise ValueError(f"converged={self.converged!r} contradicts status="
+                             f"{self.status!r}: converged must equal (status == 'ok')")

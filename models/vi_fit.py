@@ -14,12 +14,14 @@ from numpyro.infer.autoguide import (AutoLowRankMultivariateNormal, AutoMultivar
 from numpyro.infer.initialization import init_to_uniform
 
 from em_reference.config import one_blas_thread
+from models._checks import check_init_strategy, check_seed, merge_model_kwargs
 from models._common import (as_init_list, check_positive_float, check_positive_int,
                             init_loc_fn, posterior_inference_data, require_finite, to_numpy,
                             with_deterministic)
 from models._model_info import (compile_timed, inspect_model, prepare_args, split_args,
                                 tree_index)
 from models._svi_loop import init_states, ready_svi, run_restarts
+from models.diagnostics import window_plateau
 from models.result import FitError, FitResult
 
 GUIDES = {"mean_field": AutoNormal, "full_rank": AutoMultivariateNormal,
@@ -28,8 +30,8 @@ GUIDES = {"mean_field": AutoNormal, "full_rank": AutoMultivariateNormal,
 
 @one_blas_thread()  # XLA's LAPACK calls: see em_reference.config
 def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
-           num_steps=10000, learning_rate=0.01, num_particles=1, window=500, tol=1e-4,
-           init_scale=0.1, rank=None, num_samples=1000, elbo_particles=2000,
+           num_steps=10000, learning_rate=0.01, num_particles=1, window=500, tol=0.01,
+           plateau_k=2.0, init_scale=0.1, rank=None, num_samples=1000, elbo_particles=2000,
            init_strategy=init_to_uniform, progress_bar=False, model_kwargs=None, **kwargs):
     """Fit q(theta) by maximising the ELBO (a bound on the evidence log p(X)).
 
@@ -38,11 +40,18 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
         callable built by the user (then ``init`` is not accepted: give the guide its own
         init_loc_fn).
     init, n_restarts, init_strategy : as fit_map; ``init`` places the guide's location.
-    num_steps, learning_rate, num_particles, window, tol : Adam on the num_particles-sample
-        ELBO estimate; a restart stops when its mean loss over ``window`` steps changes by less
-        than tol (relative) + 2 standard errors, twice in a row. The kept restart has the best
-        mean objective over its last window; the fitted guide has the variational parameters
-        averaged over that window (Polyak-Ruppert averaging of the stochastic iterates).
+    num_steps, learning_rate, num_particles, window : Adam on the num_particles-sample ELBO
+        estimate, at most num_steps steps. The kept restart has the best mean objective over
+        its last window; the fitted guide has the variational parameters averaged over that
+        window (Polyak-Ruppert averaging of the stochastic iterates).
+    tol, plateau_k : the ELBO plateau test (models.diagnostics.window_plateau): a restart
+        stops when the mean ELBO of consecutive windows of ``window`` steps changes by at most
+        tol nats + plateau_k standard errors of that change (each window's Monte-Carlo
+        error, from its detrended one-step estimates with their autocorrelation), in two
+        consecutive window pairs. status "ok" (converged) when the kept restart stopped so;
+        "not_converged" when it ran out of num_steps. diagnostics["plateau_change"] (nats,
+        ELBO of the last window minus the one before) and ["plateau_change_se"] give the
+        last test.
     num_samples : draws from the fitted guide (``samples``; ``params`` is their mean).
     elbo_particles : at least this many independent ELBO estimates (each with num_particles
         particles; rounded up to a multiple of ``window``) at the fitted guide give ``elbo``
@@ -50,7 +59,8 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
     Returns FitResult with method "vi_<guide>" and objective "elbo_vi".
     """
     t_start = time.perf_counter()
-    kwargs = {**kwargs, **(model_kwargs or {})}
+    kwargs = merge_model_kwargs(kwargs, model_kwargs)
+    check_init_strategy(init_strategy)
     if isinstance(guide, str):
         if guide not in GUIDES:
             raise ValueError(f"guide must be one of {sorted(GUIDES)} or a guide callable, "
@@ -69,8 +79,10 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
                     ("num_particles", num_particles), ("num_samples", num_samples),
                     ("elbo_particles", elbo_particles)):
         check_positive_int(v, name, minimum=2 if name == "elbo_particles" else 1)
-    for name, v in (("learning_rate", learning_rate), ("tol", tol), ("init_scale", init_scale)):
+    for name, v in (("learning_rate", learning_rate), ("tol", tol), ("init_scale", init_scale),
+                    ("plateau_k", plateau_k)):
         check_positive_float(v, name)
+    seed = check_seed(seed)
     args, kwargs = prepare_args(model, args, kwargs)
     info = inspect_model(model, args, kwargs)
     margs = split_args(args, kwargs)
@@ -94,7 +106,8 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
     keys = jax.random.split(jax.random.PRNGKey(seed), n_restarts + 1)
     states, compile_time = init_states(make_svi, keys[:-1], inits, info, margs)
     loop = run_restarts(make_svi, states, margs, max_steps=num_steps, window=window,
-                        tol=tol, progress_bar=progress_bar, desc=method)
+                        test=lambda prev, cur: window_plateau(prev, cur, tol, plateau_k),
+                        progress_bar=progress_bar, desc=method)
     compile_time += loop.compile_time
     tail = np.array([-np.mean(l[-window:]) if not f and len(l) else -np.inf
                      for l, f in zip(loop.losses, loop.failed, strict=True)])
@@ -133,17 +146,23 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
     point = {k: v.mean(0) for k, v in samples.items()}
     elbo, elbo_se = float(elbos.mean()), float(elbos.std(ddof=1) / np.sqrt(len(elbos)))
     conv = bool(loop.converged[best])
-    message = (f"{method}: restart {best} of {n_restarts} kept; Adam "
-               f"{'converged' if conv else 'hit num_steps'} after {len(loop.losses[best])} "
-               f"steps; ELBO {elbo:.6g} +- {elbo_se:.2g} ({len(elbos)} estimates)")
+    change, change_se = -float(loop.last_change[best]), float(loop.last_se[best])
+    message = (f"{method}: restart {best} of {n_restarts} kept; "
+               + (f"ELBO plateau after {len(loop.losses[best])} steps" if conv else
+                  f"NOT CONVERGED: no ELBO plateau in {len(loop.losses[best])} steps")
+               + f" (last window change {change:.3g} +- {change_se:.2g} nats, test: within "
+               f"{tol:g} + {plateau_k:g} se); ELBO {elbo:.6g} +- {elbo_se:.2g} "
+               f"({len(elbos)} estimates)")
     return FitResult(
         method=method, params=point, samples=samples, objective_name="elbo_vi",
         objective_trace=-loop.losses[best], elbo=elbo, elbo_se=elbo_se,
         inference_data=posterior_inference_data(samples, 1),
         wall_time=time.perf_counter() - t_start, compile_time=compile_time, converged=conv,
-        n_steps=len(loop.losses[best]),
+        status="ok" if conv else "not_converged", n_steps=len(loop.losses[best]),
         diagnostics={"n_nonfinite": int(loop.n_nonfinite.sum()), "divergences": None,
                      "r_hat_max": None, "ess_bulk_min": None, "message": message,
                      "restart_objectives": tail, "best_restart": best,
                      "n_failed_restarts": int(loop.failed.sum()),
-                     "guide_params": params})
+                     "guide_params": params, "plateau_change": change,
+                     "plateau_change_se": change_se, "plateau_tol": float(tol),
+                     "plateau_k": float(plateau_k)})

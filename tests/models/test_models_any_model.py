@@ -95,7 +95,60 @@ GM = models.gaussian_mixture
      "chain_method"),
     (lambda: models.fit_nuts(GM, X, 2, prior="default", ordered=True), "1-D"),
     (lambda: models.fit_map(lambda: None), "nothing to fit"),
+    # issue 21 item 7 and the rest of the hostile-input pass
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", target_accept_prob=1.5),
+     "target_accept_prob"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", target_accept_prob=0.0),
+     "target_accept_prob"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", num_samples=100, max_samples=50),
+     "max_samples"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", target_r_hat=1.0), "target_r_hat"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", target_ess=0), "target_ess"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", max_seconds=-1.0), "max_seconds"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", block_size=0), "block_size"),
+    (lambda: models.fit_nuts(GM, X, 2, prior="default", dense_mass="yes"), "dense_mass"),
+    (lambda: models.fit_map(GM, X, 2, gradient_tol=0.0), "gradient_tol"),
+    (lambda: models.fit_vi(GM, X, 2, prior="default", plateau_k=-1.0), "plateau_k"),
+    (lambda: models.fit_vi(GM, X, 2, prior="default", tol=float("nan")), "tol"),
+    (lambda: models.fit_map(GM, X, 2, model_kwargs=[("prior", None)]), "model_kwargs"),
+    (lambda: models.fit_vi(GM, X, 2, prior="default", init_strategy="uniform"),
+     "init_strategy"),
+    (lambda: models.fit_map(GM, X + 1j, 2), "complex"),
+    (lambda: models.fit_vi(GM, X + 0j, 2, prior="default"), "complex"),
+    (lambda: models.fit_map(models.poisson_mixture, np.array([1, 2, 3]) + 1j, 2), "complex"),
+    (lambda: models.fit_map(GM, np.array([["a", "b"]] * 5), 2), "real numbers"),
+    (lambda: models.fit_map(GM, np.zeros((5, 0)), 2), "empty"),
+    (lambda: GM(X, 3, covariance_type="full", prior="default"), "fit_map"),
+    (lambda: GM(X, 3), "NumPyro model"),
+    (lambda: models.poisson_mixture(np.arange(5.0), 2), "NumPyro model"),
+    (lambda: models.responsibilities(X[:, :1], {"weights": np.full(2, 0.5),
+                                                "means": np.zeros((2, 2)),
+                                                "covariances": np.ones((2, 2))}, "diag"),
+     "features"),
+    (lambda: models.responsibilities(X, {"weights": np.full(2, 0.5), "means": np.zeros((2, 2)),
+                                         "covariances": np.ones((3, 2))}, "diag"),
+     "covariances"),
+    (lambda: models.responsibilities(np.arange(4.0)[:, None] * [1, 1], {
+        "weights": np.full(2, 0.5), "rates": np.ones((2, 1))}), "rates"),
 ])
 def test_bad_options_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("routine, extra", [("fit_map", {}), ("fit_vi", {"prior": "default"}),
+                                            ("fit_nuts", {"prior": "default"})])
+@pytest.mark.parametrize("seed", ["a", 1.5, -1, True, None, 2**64])
+def test_non_int_seeds_raise_value_error(routine, extra, seed):
+    with pytest.raises(ValueError, match="seed"):
+        getattr(models, routine)(GM, X, 2, seed=seed, **extra)
+
+
+def test_responsibilities_used_to_broadcast_a_wrong_feature_count():
+    """issue 21: (N, 1) data against 2-D means broadcast into a (N, K) answer; the same call
+    with the right shapes still works."""
+    params = {"weights": np.full(2, 0.5), "means": np.zeros((2, 2)),
+              "covariances": np.ones((2, 2))}
+    assert models.responsibilities(X, params, "diag").shape == (30, 2)
+    with pytest.raises(ValueError, match="1 features"):
+        models.responsibilities(X[:, :1], params, "diag")

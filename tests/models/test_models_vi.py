@@ -1,5 +1,6 @@
 """fit_vi's ELBO is a lower bound on the evidence, checked against conjugate models whose
-evidence is computed here by hand (scipy special functions only)."""
+evidence is computed here by hand (scipy special functions only); its plateau test is
+calibrated against the ELBO's Monte-Carlo error, and its status says whether it held."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from scipy.special import gammaln, multigammaln
 
 import models
 from em_reference import GaussianMixturePrior, PoissonMixturePrior
+from models.diagnostics import window_plateau
 
 # Normal-inverse-Wishart hyper-parameters of the single-Gaussian check (D = 2)
 M0, KAPPA0, NU0, PSI0 = np.array([0.5, -1.0]), 0.5, 5.0, np.array([[2.0, 0.3], [0.3, 1.0]])
@@ -75,3 +77,59 @@ def test_poisson_elbo_bounds_the_evidence(counts_200, guide):
     assert res.diagnostics["restart_objectives"].shape == (2,)
     posterior_mean = (A0 + counts_200.sum()) / (B0 + len(counts_200))
     assert res.params["rates"][0, 0] == pytest.approx(posterior_mean, rel=0.02)
+
+
+# --- the ELBO plateau test: calibrated against its Monte-Carlo error -----------------------
+
+def _pass_rate(make_pair, n=300, tol=0.0, k=2.0):
+    rng = np.random.default_rng(17)
+    return np.mean([window_plateau(*make_pair(rng), tol, k)[0] for _ in range(n)])
+
+
+def _ar1(rng, n, rho):
+    e = rng.normal(size=n) * np.sqrt(1 - rho**2)
+    x = np.empty(n)
+    x[0] = rng.normal()
+    for t in range(1, n):
+        x[t] = rho * x[t - 1] + e[t]
+    return x
+
+
+def test_plateau_test_holds_at_a_plateau_at_its_nominal_rate():
+    """No change in the mean: k = 2 standard errors pass ~95% of window pairs, for independent
+    estimates and for strongly autocorrelated ones (whose naive iid standard error would be
+    ~4x too small)."""
+    iid = _pass_rate(lambda rng: (rng.normal(size=500), rng.normal(size=500)))
+    assert 0.88 <= iid <= 0.995, iid
+    ar = _pass_rate(lambda rng: np.split(_ar1(rng, 1000, 0.9), 2))
+    assert 0.85 <= ar <= 0.995, ar
+
+
+def test_plateau_test_rejects_a_climb():
+    """A steady climb of 0.01 nats per step under unit noise: the windows' means differ by
+    5 nats, ~50 standard errors; the detrending keeps the climb out of the noise estimate."""
+    def climb(rng):
+        x = -0.01 * np.arange(1000) + rng.normal(size=1000)
+        return x[:500], x[500:]
+    assert _pass_rate(climb, n=50) == 0.0
+    noiseless = -1e-3 * np.arange(1000.0)  # 0.5 nats per window, no noise at all
+    passed, delta, se = window_plateau(noiseless[:500], noiseless[500:], 0.01, 2.0)
+    assert not passed and delta == pytest.approx(-0.5) and se == pytest.approx(0.0, abs=1e-9)
+    assert window_plateau(noiseless[:500], noiseless[500:], 1.0, 2.0)[0]  # tol in nats
+
+
+def test_vi_status_says_whether_the_elbo_plateaued(counts_200):
+    prior = PoissonMixturePrior(1.0, A0, B0)
+    far = {"rates": np.array([[60.0]])}  # the posterior mean is ~3.5
+    short = models.fit_vi(models.poisson_mixture, counts_200, 1, prior=prior, init=far,
+                          num_steps=200, window=100, learning_rate=0.005)
+    d = short.diagnostics
+    assert short.status == "not_converged" and not short.converged
+    assert "NOT CONVERGED" in d["message"] and short.n_steps == 200
+    assert abs(d["plateau_change"]) > d["plateau_tol"] + d["plateau_k"] * d["plateau_change_se"]
+    long = models.fit_vi(models.poisson_mixture, counts_200, 1, prior=prior, init=far,
+                         num_steps=20000, window=200, learning_rate=0.02)
+    d = long.diagnostics
+    assert long.status == "ok" and long.converged and long.n_steps < 20000, d["message"]
+    assert abs(d["plateau_change"]) <= d["plateau_tol"] + d["plateau_k"] * d["plateau_change_se"]
+    check_bound(long, gamma_poisson_log_evidence(counts_200), max_gap=0.5)
