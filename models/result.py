@@ -44,6 +44,11 @@ class FitResult:
     n_steps         optimiser steps (Adam plus polishing) or NUTS draws per chain.
     diagnostics     at least n_nonfinite, divergences, r_hat_max, ess_bulk_min, message (None
                     where not applicable), plus method-specific entries.
+    hard_assignment True when the fit's responsibilities are one-hot (hard / classification
+                    EM): the ELBO of such a fit is evaluated at one-hot q.
+    extra           further scalar results of the fit, each named for what it is (e.g.
+                    scikit-learn's ``sklearn_vb_lower_bound``); the experiments store them as
+                    columns.
     """
 
     method: str
@@ -59,3 +64,5 @@ class FitResult:
     converged: bool
     n_steps: int
     diagnostics: dict = field(default_factory=dict)
+    hard_assignment: bool = False
+    extra: dict = field(default_factory=dict)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..datasets import load_dataset
-from ..problem import split
+from ..problem import split_rows
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -49,8 +49,17 @@ def dataset_of(row):
     """(Dataset, X_train (N, D)) of a table row: the data the cell was fitted on."""
     params = json.loads(row["dataset_params"]) if isinstance(row["dataset_params"], str) else {}
     ds = load_dataset(row["dataset"], **params)
-    train, _ = split(len(ds.X), float(row["held_out_fraction"]))
-    return ds, ds.X[train]
+    held_out = row.get("held_out_fraction")
+    rows = split_rows(ds, None if held_out is None or held_out != held_out else float(held_out))
+    return ds, ds.X[rows["train"]]
+
+
+def hints_of(row) -> dict:
+    """The figure hints the row's model registered (ModelEntry.figure_hints), {} if none."""
+    from ..models_registry import MODELS
+
+    entry = MODELS.get(row["model"])
+    return {} if entry is None else entry.figure_hints
 
 
 def arrays_of(store, key, prefix):
