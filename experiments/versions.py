@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 from functools import lru_cache, cache
 from importlib import metadata
 from pathlib import Path
@@ -41,8 +42,14 @@ def fit_code_files() -> list[Path]:
     return files
 
 
-@cache
 def _file_digest(path: str) -> str:
+    """SHA-256 of a file, cached per (path, size, mtime): an edit is seen at once."""
+    st = os.stat(path)
+    return _digest(path, st.st_size, st.st_mtime_ns)
+
+
+@cache
+def _digest(path: str, size: int, mtime_ns: int) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -56,12 +63,19 @@ def _library_versions() -> str:
     return ";".join(out)
 
 
-@lru_cache(maxsize=1)
 def base_version() -> str:
+    """Hash of the library versions and of every fit-producing package file."""
+    files = fit_code_files()
+    stats = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _base_version(stats)
+
+
+@lru_cache(maxsize=4)
+def _base_version(stats) -> str:
     h = hashlib.sha256(_library_versions().encode())
-    for path in fit_code_files():
-        h.update(str(path.relative_to(ROOT)).encode())
-        h.update(_file_digest(str(path)).encode())
+    for path, size, mtime in stats:
+        h.update(str(Path(path).relative_to(ROOT)).encode())
+        h.update(_digest(path, size, mtime).encode())
     return h.hexdigest()
 
 

@@ -8,11 +8,12 @@ from .registry import (
     Dataset,
     DatasetEntry,
     check_dataset_params,
+    clear_dataset_cache,
     fingerprint,
     load_dataset,
     register_dataset,
 )
 
 __all__ = ["DATASETS", "FAMILIES", "DataFamily", "Dataset", "DatasetEntry",
-           "check_dataset_params", "fingerprint", "load_dataset", "register_dataset",
-           "register_family"]
+           "check_dataset_params", "clear_dataset_cache", "fingerprint", "load_dataset",
+           "register_dataset", "register_family"]

@@ -16,8 +16,9 @@ or, with ``predefined_split=True``, comes with its own: ``Dataset.split`` maps "
 "test" and optionally "valid" (a validation set for early stopping) to row indices of X, and
 the grid's held_out_fraction does not apply to it.
 
-Loading is cached per process (the arrays are read-only), and ``fingerprint`` hashes what a
-loader returned: the fingerprint is part of every result key (cells.py), so results go stale
+Loading is cached per process (the arrays are read-only; ``clear_dataset_cache`` forgets
+them, e.g. in a notebook after a data file changed), and ``fingerprint`` hashes what a loader
+returned: the fingerprint is part of every result key (cells.py), so results go stale
 when their data change.
 """
 
@@ -114,6 +115,11 @@ def check_dataset_params(name: str, params: dict) -> dict:
 
 
 _CACHE: OrderedDict = OrderedDict()
+
+
+def clear_dataset_cache():
+    """Forget the datasets loaded in this process (after their source files changed)."""
+    _CACHE.clear()
 
 
 def load_dataset(name: str, **params) -> Dataset:

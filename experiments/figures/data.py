@@ -27,6 +27,8 @@ def primary_groups(df: pd.DataFrame):
 
     df = ok_rows(df)
     for dataset, rows in df.groupby("dataset", sort=True):
+        # n_components is NaN for models without K (kept as a group of their own)
+        rows = rows.assign(n_components=rows["n_components"].fillna(-1))
         keys = rows.groupby(["model", "n_components", "covariance_type", "seed"])["method"]
         counts = keys.nunique().reset_index()
         true_k = None
@@ -42,6 +44,7 @@ def primary_groups(df: pd.DataFrame):
         sel = rows[(rows["model"] == best["model"]) & (rows["n_components"] == best["n_components"])
                    & (rows["covariance_type"] == best["covariance_type"])
                    & (rows["seed"] == best["seed"])]
+        sel = sel.assign(n_components=sel["n_components"].where(sel["n_components"] >= 0))
         yield dataset, sel.drop_duplicates("method")
 
 
@@ -52,6 +55,12 @@ def dataset_of(row):
     held_out = row.get("held_out_fraction")
     rows = split_rows(ds, None if held_out is None or held_out != held_out else float(held_out))
     return ds, ds.X[rows["train"]]
+
+
+def k_text(row) -> str:
+    """ "K=3" for a row of a model with components, else the model's name."""
+    k = row["n_components"]
+    return str(row["model"]) if k is None or k != k else f"K={int(k)}"
 
 
 def hints_of(row) -> dict:
