@@ -95,8 +95,8 @@ def cmd_list(args) -> int:
         print(f"  {f.name:<20} {f.description}"[:width])
     print("datasets:")
     for e in DATASETS.values():
-        split = ", own split" if e.predefined_split else ""
-        print(f"  {e.name:<20} {e.family:<9} {e.kind:<9} {e.description}{split}"[:width])
+        split = "(own split) " if e.predefined_split else ""
+        print(f"  {e.name:<20} {e.family:<9} {e.kind:<9} {split}{e.description}"[:width])
         print(f"  {'':<20} provenance: {e.provenance}"[:width])
     print("models:")
     for e in MODELS.values():
@@ -105,7 +105,8 @@ def cmd_list(args) -> int:
         print(f"  {e.name:<20} {e.data_family:<9} {e.description}{k}{options}"[:width])
     print("methods:")
     for e in METHODS.values():
-        models = "any model" if e.models is None else ", ".join(e.models)
+        fits = [name for name, m in MODELS.items() if e.supports(m)]
+        models = "any model" if e.models is None else ", ".join(fits) or "no registered model"
         print(f"  {e.name:<14} {e.kind:<9} {e.description} [{models}]"[:width])
     return 0
 

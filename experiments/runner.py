@@ -102,7 +102,8 @@ def _run_locked(cells, store, jobs, scheduler, progress, retry_failed, cell_fn, 
             counts["done"] += 1
         else:
             counts["failed"] += 1
-            bar.write(f"failed: {outcome.row['dataset']} K={outcome.row['n_components']} "
+            k = outcome.row["n_components"]
+            bar.write(f"failed: {outcome.row['dataset']}{'' if k is None else f' K={k}'} "
                       f"{outcome.row['method']}: {outcome.row['error']}")
         run.update(**counts)
         bar.update(1)

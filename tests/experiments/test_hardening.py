@@ -95,6 +95,16 @@ def test_cli_errors_name_the_problem_without_a_traceback(write_config, tmp_path,
     assert "is not a folder of results" in capsys.readouterr().err
 
 
+def test_list_names_every_registry(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for text in ("data families:", "bernoulli", "binarized_mnist", "(own split)",
+                 "gaussian_mixture", "poisson_mixture"):
+        assert text in out
+    em = next(line for line in out.splitlines() if line.strip().startswith("em "))
+    assert "[gaussian_mixture, poisson_mixture]" in em
+
+
 def test_a_run_refused_by_the_lock_changes_nothing(write_config, tmp_path):
     out = tmp_path / "out"
     first = write_config('title = "the running grid"\n' + EM, "first.toml")
