@@ -35,6 +35,7 @@ from .execute import CellOutcome, identity_columns, run_cell
 from .store import ResultStore, atomic_write_text
 
 MAX_WORKER_DEATHS = 2   # a cell whose worker dies this often while it runs alone has failed
+MAX_IDLE_BREAKS = 5     # pools broken with no cell in flight before the run gives up
 WATCHDOG_PERIOD = 0.5   # seconds between a worker's checks that its parent is alive
 
 
@@ -86,13 +87,12 @@ def run_grid(cells: list[Cell], out, *, jobs=1, scheduler=None, progress=True,
 
 
 def _run_locked(cells, store, jobs, scheduler, progress, retry_failed, cell_fn, imports):
-    start = time.perf_counter()
     store.remove_stale_temporaries()  # the lock makes this process the only writer
+    run = store.start_run(cells=len(cells), jobs=jobs, scheduler=scheduler or "")
     store.heal()
     todo, skipped = pending_cells(cells, store, retry_failed)
     counts = {"done": 0, "failed": 0}
-    run = store.start_run(cells=len(cells), skipped=skipped, jobs=jobs,
-                          scheduler=scheduler or "")
+    run.update(skipped=skipped)
     bar = tqdm(total=len(cells), initial=skipped, desc="cells", unit="cell",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
@@ -127,7 +127,7 @@ def _run_locked(cells, store, jobs, scheduler, progress, retry_failed, cell_fn, 
     bar.close()
     total = sum(float(r["wall_time"]) for r in store.run_records())
     return RunSummary(len(cells), skipped, counts["done"], counts["failed"],
-                      time.perf_counter() - start, total)
+                      float(run.data["wall_time"]), total)
 
 
 def _call(cell_fn, cell, args):
@@ -224,41 +224,62 @@ def _kill_workers(pool):
     pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _collect(futures, in_flight, died, record) -> bool:
+    """Record the outcomes of finished ``futures``; cells whose worker died go to ``died``.
+    Returns whether the pool broke."""
+    broken = False
+    for future in futures:
+        cell = in_flight.pop(future)
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:
+            died.append(cell)
+            broken = True
+            continue
+        except Exception as exc:  # noqa: BLE001  (recorded, never dropped)
+            outcome = _failed(cell, f"the cell raised ({type(exc).__name__}: {exc})")
+        record(outcome)
+    return broken
+
+
 def _run_pool(cells, jobs, cell_fn, args, record):
     queue = collections.deque(cells)
     alone = collections.deque()  # cells in flight when a worker died: rerun one at a time
     deaths = collections.Counter()  # cell key -> deaths of its worker while it ran alone
+    idle_breaks = 0  # pools that broke with no cell in flight, in a row
     while queue or alone:
         pool = _new_pool(jobs)
         in_flight: dict[cf.Future, Cell] = {}
-        died = []
+        died, broken = [], False
         try:
-            while (queue or alone or in_flight) and not died:
+            while (queue or alone or in_flight) and not broken:
                 limit = 1 if alone else jobs
                 while len(in_flight) < limit and (alone or queue):
-                    cell = alone.popleft() if alone else queue.popleft()
-                    with _sigint_ignored():
-                        in_flight[pool.submit(cell_fn, cell, *args)] = cell
-                finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-                for future in finished:
-                    cell = in_flight.pop(future)
+                    source = alone if alone else queue
+                    cell = source.popleft()
                     try:
-                        outcome = future.result()
-                    except BrokenProcessPool:
-                        died.append(cell)
-                        continue
-                    except Exception as exc:  # noqa: BLE001  (recorded, never dropped)
-                        outcome = _failed(cell, f"the cell raised ({type(exc).__name__}: "
-                                                f"{exc})")
-                    record(outcome)
+                        with _sigint_ignored():
+                            in_flight[pool.submit(cell_fn, cell, *args)] = cell
+                    except BrokenProcessPool:  # a worker died since the last result
+                        source.appendleft(cell)  # never started: not a suspect
+                        broken = True
+                        break
+                if not broken:
+                    finished = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)[0]
+                    broken = _collect(finished, in_flight, died, record)
+            if broken:  # the broken pool fails every pending future at once
+                _collect(cf.wait(in_flight)[0], in_flight, died, record)
         except BaseException:
             _kill_workers(pool)
             raise
-        if not died:
+        if not broken:
             pool.shutdown(wait=True)
             continue
-        died += list(in_flight.values())  # in flight when the pool broke: they died too
         _kill_workers(pool)
+        idle_breaks = 0 if died else idle_breaks + 1
+        if idle_breaks >= MAX_IDLE_BREAKS:
+            raise RuntimeError(f"worker processes died {idle_breaks} times in a row while "
+                               "idle (out of memory?); finished cells are saved")
         if len(died) == 1:
             cell = died[0]
             deaths[cell.key] += 1

@@ -225,6 +225,25 @@ def test_a_dying_worker_fails_only_its_own_cell(tmp_path):
     assert "its worker process died 2 times while running it alone" in table.loc[3, "error"]
 
 
+def die_after_k2(cell):
+    """Finish the K=2 cell, then kill its worker while it is idle (the pool breaks between
+    cells: the next submit, not a running cell, meets the broken pool)."""
+    outcome = slow_cell(cell)
+    if cell.n_components == 2:
+        import threading
+
+        threading.Timer(0.05, os._exit, (3,)).start()
+    return outcome
+
+
+def test_a_worker_dying_between_cells_charges_no_cell(tmp_path):
+    cells = [Cell("generated", "gaussian_mixture", k, "em", covariance_type="full")
+             for k in (1, 2, 3, 4)]
+    summary = run_grid(cells, tmp_path, jobs=2, progress=False, cell_fn=die_after_k2)
+    assert (summary.done, summary.failed) == (4, 0)
+    assert (ResultStore(tmp_path).read_table()["status"] == "ok").all()
+
+
 SLOW_PLUGIN = """
 import os
 import time
