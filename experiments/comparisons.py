@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 
 from . import alignment, metrics
 
@@ -24,9 +23,8 @@ PROBLEM_COLUMNS = ("dataset", "dataset_params", "model", "model_options", "n_com
                    "covariance_type", "seed", "held_out_fraction", "data_hash")
 
 
-def _problem_key(row) -> str:
-    return json.dumps([None if pd.isna(v) else v for v in
-                       (row.get(c) for c in PROBLEM_COLUMNS)], default=str)
+def _problem_key(row: dict) -> str:
+    return json.dumps([row.get(c) for c in PROBLEM_COLUMNS], default=str)
 
 
 def _default_options() -> str | None:
@@ -36,13 +34,14 @@ def _default_options() -> str | None:
     return None if entry is None else json.dumps(entry.defaults, sort_keys=True)
 
 
-def _references(ok: pd.DataFrame) -> dict:
+def _references(ok: list[dict]) -> dict:
     """{problem key: key of its reference EM cell}."""
     defaults = _default_options()
-    refs, out = ok[ok["method"] == REFERENCE_METHOD], {}
     groups: dict[str, list] = {}
-    for _, row in refs.iterrows():
-        groups.setdefault(_problem_key(row), []).append(row)
+    for row in ok:
+        if row["method"] == REFERENCE_METHOD:
+            groups.setdefault(_problem_key(row), []).append(row)
+    out = {}
     for pkey, rows in groups.items():
         default = [r for r in rows if r.get("method_options") == defaults]
         if default:
@@ -71,27 +70,22 @@ def vs_reference(est: dict, ref: dict, align_param: str, log_scale: bool, compon
                                     "vs_em")
 
 
-def add_reference_columns(df: pd.DataFrame, compare_arrays) -> pd.DataFrame:
-    """``df`` with the rmse_*_vs_em columns; ``compare_arrays(key) -> {name: array}`` reads a
-    cell's stored comparable parameters."""
-    if df.empty or "align_param" not in df or "status" not in df:
-        return df
-    ok = df[(df["status"] == "ok") & df["align_param"].notna()]
+def add_reference_columns(rows: list[dict], compare_arrays, cache: dict | None = None):
+    """Add the rmse_*_vs_em columns to ``rows`` (row dicts, in place).
+
+    compare_arrays(key) -> {name: array} reads a cell's stored comparable parameters; cache
+    {(key, reference key): columns} keeps results across calls (cells never change)."""
+    cache = {} if cache is None else cache
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("align_param")]
     refs = _references(ok)
-    columns: dict[str, dict] = {}
-    for index, row in ok.iterrows():
+    for row in ok:
         ref_key = refs.get(_problem_key(row))
         if ref_key is None:
             continue
-        est, ref = compare_arrays(row["key"]), compare_arrays(ref_key)
-        if not est or not ref:
-            continue
-        names = _components(row["model"], row["covariance_type"] or "", est)
-        errors = vs_reference(est, ref, row["align_param"], bool(row["align_log_scale"]),
-                              names)
-        for col, value in errors.items():
-            columns.setdefault(col, {})[index] = value
-    if not columns:
-        return df
-    df = df.drop(columns=[c for c in columns if c in df])
-    return df.assign(**{c: pd.Series(v, dtype=float) for c, v in columns.items()})
+        pair = (row["key"], ref_key)
+        if pair not in cache:
+            est, ref = compare_arrays(row["key"]), compare_arrays(ref_key)
+            cache[pair] = {} if not est or not ref else vs_reference(
+                est, ref, row["align_param"], bool(row.get("align_log_scale")),
+                _components(row["model"], row.get("covariance_type") or "", est))
+        row.update(cache[pair])

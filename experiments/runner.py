@@ -120,9 +120,11 @@ def _run_locked(cells, store, jobs, scheduler, progress, retry_failed, cell_fn, 
             for cell in _order(todo):
                 record(_call(cell_fn, cell, args))
     except BaseException:
+        store.write_table()
         run.finish("interrupted", **counts)
         bar.close()
         raise
+    store.write_table()
     run.finish("finished", **counts)
     bar.close()
     total = sum(float(r["wall_time"]) for r in store.run_records())

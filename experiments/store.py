@@ -44,6 +44,7 @@ import pandas as pd
 ROW_ORDER = ["dataset", "model", "n_components", "covariance_type", "method", "seed"]
 STATUSES = ("ok", "failed")
 ARTEFACTS = ("fit.npz", "posterior.nc")
+TABLE_EVERY = 5.0  # seconds: during a run results.csv is rebuilt at most this often
 
 
 def _file_mode() -> int:
@@ -98,6 +99,31 @@ def warn(message: str):
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _config_key_of(row) -> str:
+    """The row's configuration hash; rows written before result keys carried versions have
+    none, and get the one their configuration has now (so a rerun supersedes them)."""
+    if row.get("config_key"):
+        return row["config_key"]
+    from .cells import Cell
+    from .datasets import check_dataset_params
+
+    try:
+        params = json.loads(row["dataset_params"])
+        try:
+            params = check_dataset_params(row["dataset"], params)
+        except ValueError:
+            pass
+        prior = json.loads(row["prior"])
+        k = row["n_components"]
+        return Cell(row["dataset"], row["model"], None if k is None else int(k), row["method"],
+                    int(row["seed"]), row["covariance_type"] or "", params,
+                    json.loads(row["method_options"]), "default" if prior == {} else prior,
+                    row["held_out_fraction"],
+                    json.loads(row.get("model_options") or "{}")).config_key
+    except (KeyError, TypeError, ValueError):
+        return row["key"]
+
+
 class ResultStore:
     """Read and write one output folder."""
 
@@ -108,6 +134,8 @@ class ResultStore:
         # lock, after heal()); readers rescan the folder at every call
         self._rows: dict[str, dict] | None = None
         self._compare: dict[str, dict] = {}        # key -> comparable arrays (immutable)
+        self._vs_em: dict = {}                     # (key, reference key) -> comparisons
+        self._table_written = 0.0                  # when results.csv was last rewritten
 
     @property
     def table_path(self) -> Path:
@@ -172,7 +200,7 @@ class ResultStore:
         version keeps its latest row; the older cells go to superseded/."""
         by_config: dict[str, list[dict]] = {}
         for row in rows.values():
-            by_config.setdefault(row.get("config_key") or row["key"], []).append(row)
+            by_config.setdefault(_config_key_of(row), []).append(row)
         for group in by_config.values():
             if len(group) < 2:
                 continue
@@ -245,7 +273,7 @@ class ResultStore:
         rows = self._rows
         rows[key] = json.loads(json.dumps(row, default=_json_default))
         self._rows = self._drop_superseded(rows, heal=True)
-        self.write_table()
+        self.write_table(at_most_every=TABLE_EVERY)
 
     def _write_netcdf(self, d, inference_data) -> str:
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".posterior.nc.", suffix=".tmp")
@@ -327,16 +355,22 @@ class ResultStore:
         with the comparisons across cells."""
         from .comparisons import add_reference_columns
 
-        rows = [r for _, r in sorted(self.valid_rows().items())]
+        rows = [{k: v for k, v in r.items() if k != "artefacts"}
+                for _, r in sorted(self.valid_rows().items())]
         if not rows:
             return pd.DataFrame()
-        df = pd.DataFrame(rows).drop(columns=["artefacts"], errors="ignore")
-        df = df.sort_values(ROW_ORDER + ["key"], kind="stable").reset_index(drop=True)
-        return add_reference_columns(df, self.compare_arrays)
+        add_reference_columns(rows, self.compare_arrays, self._vs_em)
+        df = pd.DataFrame(rows)
+        return df.sort_values(ROW_ORDER + ["key"], kind="stable").reset_index(drop=True)
 
-    def write_table(self):
-        df = self.rows()
-        atomic_write_text(self.table_path, df.to_csv(index=False))
+    def write_table(self, at_most_every: float = 0.0):
+        """Rebuild results.csv from the cells; with ``at_most_every`` (seconds) skip it if it
+        was rebuilt more recently (a run rebuilds it at its start and end; it is never read
+        back, so a skipped rewrite loses nothing)."""
+        if at_most_every and time.monotonic() - self._table_written < at_most_every:
+            return
+        atomic_write_text(self.table_path, self.rows().to_csv(index=False))
+        self._table_written = time.monotonic()
 
     def read_table(self) -> pd.DataFrame:
         """The table, derived from the cells (results.csv is only its copy for other tools)."""

@@ -16,17 +16,19 @@ import pytest
 
 from experiments import store as store_module
 from experiments.cells import Cell
+from experiments.datasets import check_dataset_params
 from experiments.execute import CellOutcome, identity_columns
 from experiments.runner import run_grid
 from experiments.store import ResultStore
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
+PARAMS = check_dataset_params("generated", {"n": 50})  # as config.py fills them
 CELLS = [Cell("generated", "gaussian_mixture", 2, method, seed=seed, covariance_type="full",
-              dataset_params={"n": 50})
+              dataset_params=PARAMS)
          for method in ("em", "map") for seed in (0, 1)]
 CELLS.append(Cell("generated", "gaussian_mixture", 3, "em", covariance_type="full",
-                  dataset_params={"n": 50}))  # fails: an error.txt
+                  dataset_params=PARAMS))  # fails: an error.txt
 CONFIG = 'title = "fault injection"\n'
 
 
@@ -138,7 +140,9 @@ def test_kill_at_every_write_boundary_then_rerun(tmp_path):
     # the table rebuilt at the start, the run record's start and end
     assert writes.count("row.json") == len(CELLS) and "posterior.nc" in writes
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        # fork with threads: Python (3.12+) and JAX warn; the child runs no JAX, only the store
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
         for boundary in range(1, len(writes) + 1):
             for before in (True, False):
                 out = tmp_path / f"kill-{boundary}-{before}"
@@ -246,3 +250,26 @@ def test_a_recomputed_configuration_supersedes_its_stale_cell(finished):
     assert sorted(table["key"]) == sorted(c.key for c in new)  # one row per configuration
     assert sorted(p.name for p in (finished / "superseded").iterdir()) == \
         sorted(c.key for c in CELLS)
+
+
+def test_rows_from_before_versioned_keys_are_superseded_by_a_rerun(finished):
+    """A folder written before keys carried code and data versions: its rows have no
+    config_key; the rerun (new keys) recomputes them and moves the old rows aside."""
+    store = ResultStore(finished)
+    legacy = {}
+    for key in list(store.status()):
+        row = store.read_row(key)
+        old_key = "legacy" + key[6:]
+        row = {k: v for k, v in row.items()
+               if k not in ("config_key", "code_version", "data_hash", "finished_at")}
+        row["key"] = old_key
+        d = finished / "cells" / key
+        (d / "row.json").write_text(json.dumps(row))
+        d.rename(d.with_name(old_key))
+        legacy[old_key] = key
+    assert sorted(store.read_table()["key"]) == sorted(legacy)
+    second = Recording()
+    run_grid(CELLS, finished, progress=False, cell_fn=second)
+    assert sorted(second.calls) == sorted(c.key for c in CELLS)
+    assert sorted(store.read_table()["key"]) == sorted(c.key for c in CELLS)
+    assert sorted(p.name for p in (finished / "superseded").iterdir()) == sorted(legacy)
