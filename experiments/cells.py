@@ -1,7 +1,15 @@
 """A grid cell: data + model + method + seed (posteriordb's "data + model + method" triple).
 
-A cell is a frozen, JSON-serialisable record; its ``key`` is a hash of its canonical JSON, so a
-rerun of the same configuration finds the cells it already finished.
+A cell is a frozen, JSON-serialisable record. Two hashes name it:
+
+- ``config_key``: the cell's configuration alone (dataset and its parameters, model and its
+  options, K, covariance type, method and its options, prior, seed, held-out fraction), every
+  default filled in (config.py), so two spellings of one configuration are one cell;
+- ``key`` (the result key, the folder name in the store): the configuration plus
+  ``code_version`` (versions.py: a hash of the source of every module that produces fits and
+  of the library versions) and ``data_hash`` (a fingerprint of the loaded dataset). After a
+  code or data change a rerun gets new keys, so it recomputes instead of resuming stale
+  rows; the store sets the stale row of the same configuration aside (store.py).
 """
 
 from __future__ import annotations
@@ -10,8 +18,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-CELL_FIELDS = ("dataset", "dataset_params", "model", "n_components", "covariance_type",
-               "method", "method_options", "prior", "seed", "held_out_fraction")
+CELL_FIELDS = ("dataset", "dataset_params", "model", "model_options", "n_components",
+               "covariance_type", "method", "method_options", "prior", "seed",
+               "held_out_fraction")
+VERSION_FIELDS = ("code_version", "data_hash")
 
 
 def _canonical(value):
@@ -23,32 +33,47 @@ def _canonical(value):
     return value
 
 
+def _hash(payload) -> str:
+    text = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Cell:
-    """One unit of work. ``covariance_type`` is "" for models without one (Poisson).
+    """One unit of work. ``covariance_type`` is "" for models without one (Poisson);
+    ``n_components`` is None for models without a component count (a VAE).
 
-    dataset_params, method_options, prior: plain dicts (JSON values); prior may also be the
-    string "default" (weakly informative defaults of em_reference.priors).
+    dataset_params, model_options, method_options, prior: plain dicts (JSON values); prior
+    may also be the string "default" (weakly informative defaults of em_reference.priors).
+    held_out_fraction is None for datasets with their own split.
     """
 
     dataset: str
     model: str
-    n_components: int
+    n_components: int | None
     method: str
     seed: int = 0
     covariance_type: str = ""
     dataset_params: dict = field(default_factory=dict)
     method_options: dict = field(default_factory=dict)
     prior: dict | str = "default"
-    held_out_fraction: float = 0.2
+    held_out_fraction: float | None = 0.2
+    model_options: dict = field(default_factory=dict)
+    code_version: str = ""
+    data_hash: str = ""
 
     def to_json(self) -> str:
         return json.dumps(_canonical(asdict(self)), sort_keys=True, separators=(",", ":"))
 
     @property
+    def config_key(self) -> str:
+        """16 hex digits of the SHA-256 of the configuration fields (no versions)."""
+        return _hash({f: getattr(self, f) for f in CELL_FIELDS})
+
+    @property
     def key(self) -> str:
-        """16 hex digits of the SHA-256 of the canonical JSON of every field."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        """16 hex digits of the SHA-256 of every field, versions included."""
+        return _hash(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> Cell:
@@ -63,4 +88,5 @@ class Cell:
     @property
     def label(self) -> str:
         ct = f"/{self.covariance_type}" if self.covariance_type else ""
-        return f"{self.dataset} K={self.n_components}{ct} {self.method} seed={self.seed}"
+        k = f" K={self.n_components}" if self.n_components is not None else ""
+        return f"{self.dataset}{k}{ct} {self.model} {self.method} seed={self.seed}"

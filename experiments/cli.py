@@ -48,7 +48,6 @@ def _parser():
 def cmd_run(args) -> int:
     from .config import load_config
     from .runner import run_grid
-    from .store import atomic_write_text
 
     config_path = Path(args.config) if args.config else default_config_path()
     config = load_config(config_path)  # ValueError before any work
@@ -56,8 +55,6 @@ def cmd_run(args) -> int:
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.toml", config.source)
     for line in config.skipped:
         print(f"not applicable, skipped: {line}", file=sys.stderr)
     where = f"scheduler {args.scheduler}" if args.scheduler else f"{jobs} job(s)"
@@ -65,14 +62,14 @@ def cmd_run(args) -> int:
     try:
         summary = run_grid(config.cells, out, jobs=jobs, scheduler=args.scheduler,
                            progress=not args.no_progress, retry_failed=not args.skip_failed,
-                           imports=config.imports)
+                           imports=config.imports, config_text=config.source)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished cells are saved in {out}; rerun the same command to "
               "resume", file=sys.stderr)
         return 130
-    atomic_write_text(out / "run_time.txt", f"{summary.wall_time:.1f}\n")
     print(f"{summary.total} cells: {summary.skipped} already done, {summary.done} run, "
-          f"{summary.failed} failed, in {summary.wall_time:.1f} s; table: {out / 'results.csv'}")
+          f"{summary.failed} failed, in {summary.wall_time:.1f} s ({summary.total_wall_time:.1f}"
+          f" s over every run into {out}); table: {out / 'results.csv'}")
     if summary.failed:
         print(f"warning: {summary.failed} cell(s) failed; their errors are in the `error` column "
               f"of {out / 'results.csv'} and in the report; rerun to retry them", file=sys.stderr)
@@ -88,21 +85,28 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .datasets import DATASETS
+    from .datasets import DATASETS, FAMILIES
     from .methods import METHODS
     from .models_registry import MODELS
 
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10_000
+    print("data families:")
+    for f in FAMILIES.values():
+        print(f"  {f.name:<20} {f.description}"[:width])
     print("datasets:")
     for e in DATASETS.values():
-        print(f"  {e.name:<20} {e.family:<8} {e.kind:<9} {e.description}"[:width])
+        split = "(own split) " if e.predefined_split else ""
+        print(f"  {e.name:<20} {e.family:<9} {e.kind:<9} {split}{e.description}"[:width])
         print(f"  {'':<20} provenance: {e.provenance}"[:width])
     print("models:")
     for e in MODELS.values():
-        print(f"  {e.name:<20} {e.data_family:<8} {e.description}"[:width])
+        options = f" [options: {', '.join(e.options)}]" if e.options else ""
+        k = "" if e.has_components else " (no K)"
+        print(f"  {e.name:<20} {e.data_family:<9} {e.description}{k}{options}"[:width])
     print("methods:")
     for e in METHODS.values():
-        models = "any model" if e.models is None else ", ".join(e.models)
+        fits = [name for name, m in MODELS.items() if e.supports(m)]
+        models = "any model" if e.models is None else ", ".join(fits) or "no registered model"
         print(f"  {e.name:<14} {e.kind:<9} {e.description} [{models}]"[:width])
     return 0
 
@@ -113,4 +117,8 @@ def main(argv=None) -> int:
         return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder or file the command cannot use: no traceback
+        name = f" {exc.filename!r}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{name}", file=sys.stderr)
         return 2

@@ -8,7 +8,8 @@ Conventions (see the report's "Objectives" section):
 - elbo_vi: the VI bound on the evidence log p(X) (VI methods only).
 - bic = -2 ll + p log N, aic = -2 ll + 2 p, icl = bic - 2 sum_n max_k log q_nk (lower is better).
 - rmse_<param>_vs_truth / _vs_em: root mean square difference over all entries after label
-  alignment (covariances compared as full (K, D, D) matrices).
+  alignment, in the model's comparable form (ModelEntry.comparable_params: Gaussian
+  covariances as full (K, D, D) matrices); _vs_em is computed from the store (comparisons.py).
 """
 
 from __future__ import annotations
@@ -44,19 +45,10 @@ def rmse(a, b):
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def as_full(params, covariance_type, n_features):
-    """Copy of params with covariances as (K, D, D) (no-op for models without them)."""
-    if "covariances" not in params or not covariance_type:
-        return dict(params)
-    k = len(np.asarray(params["weights"]))
-    return {**params, "covariances": densities.full_covariances(
-        params["covariances"], covariance_type, k, n_features)}
-
-
 def parameter_errors(estimate, reference, suffix):
     """{rmse_<name>_<suffix>: value} for every parameter of the same shape in both dicts.
 
-    Both must be aligned and in the same convention (covariances full, see ``as_full``).
+    Both must be aligned and in the same (comparable) form: ModelEntry.comparable_params.
     """
     out = {}
     for name, value in estimate.items():
@@ -77,16 +69,22 @@ def log_joint_matrix(problem, params, X):
     return None if fn is None else fn(X, params, problem.covariance_type)
 
 
+def _model_at(problem, X):
+    """(model, args, kwargs) of the cell's NumPyro model with the data ``X`` in place of the
+    training data (the first positional argument of the registration's call)."""
+    from .models_registry import model_call
+
+    model, args, kwargs = model_call(problem, with_prior=True)
+    return model, (X,) + tuple(args[1:]), kwargs
+
+
 def numpyro_log_likelihood(problem, params, X):
     """Total log-likelihood of X from the NumPyro model itself (models without a matrix)."""
     from numpyro.infer.util import log_likelihood
 
-    model = problem.model.resolve_model()
+    model, args, kwargs = _model_at(problem, X)
     draws = {k: np.asarray(v)[None] for k, v in params.items()}
-    kwargs = {"prior": problem.prior}
-    if problem.model.uses_covariance_type:
-        kwargs["covariance_type"] = problem.covariance_type
-    sites = log_likelihood(model, draws, X, problem.n_components, **kwargs)
+    sites = log_likelihood(model, draws, *args, **kwargs)
     return float(sum(np.sum(np.asarray(v)) for v in sites.values()))
 
 
@@ -104,12 +102,8 @@ def numpyro_log_prior(problem, params):
     written inside a NumPyro model); NaN if the parameters are not sample sites."""
     from numpyro.infer.util import log_density
 
-    model = problem.model.resolve_model()
-    kwargs = {"prior": problem.prior}
-    if problem.model.uses_covariance_type:
-        kwargs["covariance_type"] = problem.covariance_type
-    _, trace = log_density(model, (problem.X_train, problem.n_components), kwargs,
-                           {k: np.asarray(v) for k, v in params.items()})
+    model, args, kwargs = _model_at(problem, problem.X_train)
+    _, trace = log_density(model, args, kwargs, {k: np.asarray(v) for k, v in params.items()})
     latent = [s for s in trace.values() if s["type"] == "sample" and not s["is_observed"]]
     if not latent:
         return float("nan")
@@ -121,7 +115,7 @@ def log_prior(problem, params):
     mixtures, the model's own sample-site densities for other NumPyro models."""
     if problem.prior is not None and hasattr(problem.prior, "log_prob"):
         return float(problem.prior.log_prob({k: np.asarray(v) for k, v in params.items()}))
-    if problem.model.log_joint_matrix is None or problem.model.default_prior is None:
+    if problem.model.log_joint_matrix is None or problem.model.build_prior is None:
         try:
             return numpyro_log_prior(problem, params)
         except Exception:  # noqa: BLE001  (a model we cannot evaluate this way: no column)
@@ -130,9 +124,10 @@ def log_prior(problem, params):
 
 
 def fit_metrics(problem, fit, is_em):
-    """Metrics of the point estimate ``fit.params`` on the cell's data (no alignment needed)."""
-    params, X = fit.params, problem.X_train
-    out = {"n_train": len(X), "n_test": len(problem.X_test), "n_features": X.shape[1]}
+    """Plug-in metrics of the point estimate ``fit.params`` on the cell's data (no alignment
+    needed): log-likelihoods, log prior and joint, information criteria, ARI, elbo_em."""
+    params, X = {k: np.asarray(v) for k, v in fit.params.items()}, problem.X_train
+    out = {}
     mat = log_joint_matrix(problem, params, X)
     ll = densities.log_likelihood(mat) if mat is not None else total_log_likelihood(
         problem, params, X)

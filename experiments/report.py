@@ -25,18 +25,33 @@ from .figures.style import sort_methods
 from .methods import METHODS
 from .store import ResultStore, atomic_write_text
 
+# the columns of every table; each model's own (ModelEntry.table_columns: its RMSEs and
+# posterior sd, a local-latent model's estimates) go after BIC
 TABLE_COLUMNS = (
     ("n_components", "K"), ("covariance_type", "cov"), ("method", "method"),
     ("log_likelihood_train", "log_likelihood train"),
     ("log_likelihood_test_per_point", "log_likelihood held-out / point"),
     ("log_joint", "log_joint"), ("elbo_em", "elbo_em"), ("elbo_vi", "elbo_vi"),
-    ("ari", "ARI"), ("bic", "BIC"), ("rmse_means_vs_truth", "RMSE means vs truth"),
-    ("rmse_rates_vs_truth", "RMSE rates vs truth"), ("rmse_means_vs_em", "RMSE means vs EM"),
-    ("rmse_rates_vs_em", "RMSE rates vs EM"), ("posterior_sd_means", "posterior sd means"),
-    ("posterior_sd_rates", "posterior sd rates"), ("r_hat_max", "r_hat max"),
-    ("n_steps", "steps"), ("converged", "converged"), ("wall_time", "wall s"),
-    ("compile_time", "compile s"),
+    ("ari", "ARI"), ("bic", "BIC"),
 )
+TABLE_TAIL = (("r_hat_max", "r_hat max"), ("n_steps", "steps"), ("converged", "converged"),
+              ("wall_time", "wall s"), ("compile_time", "compile s"))
+
+
+def table_columns(models) -> tuple:
+    """The table's columns for rows of ``models`` (registered names; unknown ones add none)."""
+    from .models_registry import MODELS
+
+    extra = []
+    for name in models:
+        entry = MODELS.get(name)
+        for col in (entry.table_columns if entry is not None else ()):
+            if col not in extra and col not in TABLE_COLUMNS:
+                extra.append(col)
+    # the RMSEs first (vs truth, then vs EM), then the rest, each in registration order
+    order = {"_vs_truth": 0, "_vs_em": 1}
+    extra.sort(key=lambda c: next((v for k, v in order.items() if c[0].endswith(k)), 2))
+    return TABLE_COLUMNS + tuple(extra) + TABLE_TAIL
 
 OBJECTIVES = """\
 All log densities are in nats and summed over the data, with every constant included (the
@@ -214,21 +229,33 @@ def _versions():
     return ", ".join(out)
 
 
+def _timing(store) -> str:
+    """The grid's wall time summed over every run into the folder (resumes included)."""
+    runs = store.run_records()
+    if not runs:
+        return ""
+    total = sum(float(r["wall_time"]) for r in runs)
+    if len(runs) == 1:
+        return f" The grid ran in {total:.0f} s of wall time."
+    stopped = sum(r.get("outcome") != "finished" for r in runs)
+    note = f", {stopped} of them interrupted or killed" if stopped else ""
+    return (f" The grid ran in {total:.0f} s of wall time over {len(runs)} runs into this "
+            f"folder{note} (the last: {float(runs[-1]['wall_time']):.0f} s).")
+
+
 def _setup(blocks, store, df, title):
     cfg_path = store.root / "config.toml"
-    run_time = store.root / "run_time.txt"
     ok = int((df["status"] == "ok").sum())
     failed = int((df["status"] != "ok").sum())
     blocks.h(2, "Setup")
-    timing = (f" The last run took {float(run_time.read_text()):.0f} s of wall time."
-              if run_time.is_file() else "")
+    timing = _timing(store)
     blocks.p(f"{len(df)} cells ({ok} finished, {failed} failed), written "
              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'host'} "
              f"({platform.machine()}, {os.cpu_count()} CPU cores; {_versions()}).{timing} "
              f"Each cell fits one method to one dataset with K components; the held-out "
              f"share of each dataset is fixed across cells. Every method of a cell starts from "
              f"the same k-means initialisation.")
-    k = ", ".join(map(str, sorted(df["n_components"].unique())))
+    k = ", ".join(str(int(v)) for v in sorted(df["n_components"].dropna().unique())) or "-"
     seeds = ", ".join(map(str, sorted(df["seed"].unique())))
     cov = ", ".join(sorted({c for c in df["covariance_type"].fillna("") if c})) or "-"
     blocks.p(f"K: {k}. Covariance types: {cov}. Seeds: {seeds}. Full table: `results.csv`; "
@@ -248,22 +275,49 @@ def _setup(blocks, store, df, title):
                         for m in sort_methods(df["method"].unique()) if m in METHODS))
 
 
+def _import_grid_modules(names):
+    """The grid's own registrations (its ``imports``), for their descriptions, table columns
+    and figure hints; a module that no longer imports costs only those."""
+    import importlib
+    import warnings
+
+    for name in names if isinstance(names, list) else []:
+        try:
+            importlib.import_module(str(name))
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"report: cannot import {name!r} from the grid's imports ({exc})",
+                          stacklevel=3)
+
+
+def _heal(store):
+    """Rebuild results.csv from the cells, setting damaged files aside, unless a run is
+    writing to the folder now (then the table is read as it is)."""
+    try:
+        with store.exclusive():
+            store.heal()
+    except ValueError:
+        pass
+
+
 def write_report(out) -> Path:
     """Write figures/, report.md and report.html into the run folder ``out``; return the
     path of report.html."""
     store = ResultStore(out)
-    df = store.read_table()
-    if df.empty:
-        raise ValueError(f"{str(out)!r}: results.csv has no rows")
-    title = "mixbench comparison"
+    if not store.root.is_dir():
+        raise ValueError(f"{str(out)!r} is not a folder of results")
+    title, imports = "mixbench comparison", []
     cfg = store.root / "config.toml"
     if cfg.is_file():
         import tomllib
 
         try:
-            title = tomllib.loads(cfg.read_text()).get("title", title)
-        except tomllib.TOMLDecodeError:
+            grid = tomllib.loads(cfg.read_text())
+            title, imports = grid.get("title", title), grid.get("imports", [])
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
             pass
+    _import_grid_modules(imports)
+    _heal(store)
+    df = store.read_table()
     figures = make_figures(store, df, store.root / "figures")
     blocks = Blocks()
     blocks.h(1, title)
@@ -280,7 +334,7 @@ def write_report(out) -> Path:
         rows = rows.assign(_m=rows["method"].map(
             {m: i for i, m in enumerate(sort_methods(rows["method"].unique()))}))
         rows = rows.sort_values(["n_components", "covariance_type", "_m", "seed"])
-        blocks.table(*_table(rows, TABLE_COLUMNS))
+        blocks.table(*_table(rows, table_columns(rows["model"].unique())))
     failed = df[df["status"] != "ok"]
     if len(failed):
         blocks.h(2, "Failed cells")

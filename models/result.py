@@ -56,6 +56,11 @@ class FitResult:
                     error, NUTS chains that mixed), "not_converged" (MAP, MLE, VI) or
                     "failed_to_mix" (NUTS). Invariant: ``converged == (status == "ok")``.
                     Left out (None), it follows ``converged``: "ok" or "not_converged".
+    hard_assignment True when the fit's responsibilities are one-hot (hard / classification
+                    EM): the ELBO of such a fit is evaluated at one-hot q.
+    extra           further scalar results of the fit, each named for what it is (e.g.
+                    scikit-learn's ``sklearn_vb_lower_bound``); the experiments store them as
+                    columns.
     """
 
     method: str
@@ -72,6 +77,8 @@ class FitResult:
     n_steps: int
     diagnostics: dict = field(default_factory=dict)
     status: str | None = None
+    hard_assignment: bool = False
+    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.status is None:  # a routine that gives no status: what ``converged`` says

@@ -1,14 +1,19 @@
-"""Datasets: a registry of synthetic and real data, each with description and provenance."""
+"""Datasets: a registry of synthetic and real data, each with description and provenance,
+and the registry of data families (the kinds of values: gaussian, poisson, bernoulli)."""
 
-from . import real, synthetic  # noqa: F401  (register the built-in datasets)
+from . import binary, real, synthetic  # noqa: F401  (register the built-in datasets)
+from .families import FAMILIES, DataFamily, register_family
 from .registry import (
     DATASETS,
     Dataset,
     DatasetEntry,
     check_dataset_params,
+    clear_dataset_cache,
+    fingerprint,
     load_dataset,
     register_dataset,
 )
 
-__all__ = ["DATASETS", "Dataset", "DatasetEntry", "check_dataset_params", "load_dataset",
-           "register_dataset"]
+__all__ = ["DATASETS", "FAMILIES", "DataFamily", "Dataset", "DatasetEntry",
+           "check_dataset_params", "clear_dataset_cache", "fingerprint", "load_dataset",
+           "register_dataset", "register_family"]

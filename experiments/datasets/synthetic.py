@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..specs import Count, NonNegative, NonNegativeInt, Positive
 from .registry import Dataset, register_dataset
 
 
@@ -33,7 +34,7 @@ def _truth(counts, means, covariances):
     description="2-D, three Gaussian clusters with diagonal covariances: means (0.5,0.5), "
                 "(5.5,2.5), (1,7); variances (1,3), (2,2), (6,2); 400/600/1000 points.",
     provenance="Synthetic (the theory notes' three-cluster example), numpy seed data_seed.")
-def three_cluster_diag(data_seed=0):
+def three_cluster_diag(data_seed: NonNegativeInt = 0):
     means = [[0.5, 0.5], [5.5, 2.5], [1.0, 7.0]]
     covs = [np.diag(v) for v in ([1.0, 3.0], [2.0, 2.0], [6.0, 2.0])]
     counts = [400, 600, 1000]
@@ -47,7 +48,7 @@ def three_cluster_diag(data_seed=0):
                 "(2.5,4); 300 points each.",
     provenance="Synthetic (isotropic blobs in the style of sklearn.datasets.make_blobs), "
                "numpy seed data_seed.")
-def blobs(data_seed=0, n_per_blob=300, std=1.0):
+def blobs(data_seed: NonNegativeInt = 0, n_per_blob: Count = 300, std: Positive = 1.0):
     means = [[0.0, 0.0], [5.0, 0.0], [2.5, 4.0]]
     covs = [np.eye(2) * std**2] * 3
     counts = [n_per_blob] * 3
@@ -59,7 +60,7 @@ def blobs(data_seed=0, n_per_blob=300, std=1.0):
     "height", family="gaussian",
     description="1-D heights: 80% N(162 cm, 6.5^2) and 20% N(176 cm, 7^2); 1000 people.",
     provenance="Synthetic (the theory notes' two-normal height mixture), numpy seed data_seed.")
-def height(data_seed=0, n=1000):
+def height(data_seed: NonNegativeInt = 0, n: Count = 1000):
     counts = [int(round(0.8 * n)), n - int(round(0.8 * n))]
     means = [[162.0], [176.0]]
     covs = [[[6.5**2]], [[7.0**2]]]
@@ -71,7 +72,7 @@ def height(data_seed=0, n=1000):
     "poisson_two_rates", family="poisson",
     description="1-D counts: 60% Poisson(2) and 40% Poisson(6); 1000 draws.",
     provenance="Synthetic (the theory notes' two-rate Poisson mixture), numpy seed data_seed.")
-def poisson_two_rates(data_seed=0, n=1000):
+def poisson_two_rates(data_seed: NonNegativeInt = 0, n: Count = 1000):
     rng = np.random.default_rng(data_seed)
     counts = [int(round(0.6 * n)), n - int(round(0.6 * n))]
     rates = np.array([[2.0], [6.0]])
@@ -88,9 +89,8 @@ def poisson_two_rates(data_seed=0, n=1000):
                 "random means (spread `separation` x the cluster scale), random full covariances "
                 "and Dirichlet(5) weights.",
     provenance="Synthetic, numpy seed data_seed; parameters n, d, k, separation.")
-def generated(n=1000, d=2, k=3, separation=4.0, data_seed=0):
-    if n < 1 or d < 1 or k < 1:
-        raise ValueError(f"generated needs n, d, k >= 1, got n={n}, d={d}, k={k}")
+def generated(n: Count = 1000, d: Count = 2, k: Count = 3, separation: NonNegative = 4.0,
+              data_seed: NonNegativeInt = 0):
     rng = np.random.default_rng(data_seed)
     weights = rng.dirichlet(np.full(k, 5.0))
     counts = rng.multinomial(n, weights)

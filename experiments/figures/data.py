@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..datasets import load_dataset
-from ..problem import split
+from ..problem import split_rows
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -27,6 +27,8 @@ def primary_groups(df: pd.DataFrame):
 
     df = ok_rows(df)
     for dataset, rows in df.groupby("dataset", sort=True):
+        # n_components is NaN for models without K (kept as a group of their own)
+        rows = rows.assign(n_components=rows["n_components"].fillna(-1))
         keys = rows.groupby(["model", "n_components", "covariance_type", "seed"])["method"]
         counts = keys.nunique().reset_index()
         true_k = None
@@ -42,6 +44,7 @@ def primary_groups(df: pd.DataFrame):
         sel = rows[(rows["model"] == best["model"]) & (rows["n_components"] == best["n_components"])
                    & (rows["covariance_type"] == best["covariance_type"])
                    & (rows["seed"] == best["seed"])]
+        sel = sel.assign(n_components=sel["n_components"].where(sel["n_components"] >= 0))
         yield dataset, sel.drop_duplicates("method")
 
 
@@ -49,8 +52,23 @@ def dataset_of(row):
     """(Dataset, X_train (N, D)) of a table row: the data the cell was fitted on."""
     params = json.loads(row["dataset_params"]) if isinstance(row["dataset_params"], str) else {}
     ds = load_dataset(row["dataset"], **params)
-    train, _ = split(len(ds.X), float(row["held_out_fraction"]))
-    return ds, ds.X[train]
+    held_out = row.get("held_out_fraction")
+    rows = split_rows(ds, None if held_out is None or held_out != held_out else float(held_out))
+    return ds, ds.X[rows["train"]]
+
+
+def k_text(row) -> str:
+    """ "K=3" for a row of a model with components, else the model's name."""
+    k = row["n_components"]
+    return str(row["model"]) if k is None or k != k else f"K={int(k)}"
+
+
+def hints_of(row) -> dict:
+    """The figure hints the row's model registered (ModelEntry.figure_hints), {} if none."""
+    from ..models_registry import MODELS
+
+    entry = MODELS.get(row["model"])
+    return {} if entry is None else entry.figure_hints
 
 
 def arrays_of(store, key, prefix):

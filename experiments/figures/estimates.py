@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import arrays_of, dataset_of
+from .data import arrays_of, dataset_of, k_text
 from .style import method_color, new_figure, save, sort_methods
 
 PANELS = (("weights", "weight (probability)"), ("means", "mean ({unit})"),
@@ -64,8 +64,8 @@ def forest_figure(store, dataset, rows, out_dir):
         ax.set_xlabel(xlabel.format(unit=unit))
         ax.grid(axis="y", visible=False)
     axes.flat[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
-    k = int(first["n_components"])
-    caption = (f"{dataset} (K={k}): point estimates per method after label alignment (dots; "
+    k = k_text(first)
+    caption = (f"{dataset} ({k}): point estimates per method after label alignment (dots; "
                "posterior mean for VI/NUTS/VB) with 50% (thick) and 94% (thin) posterior "
                "intervals for the posterior methods"
                + ("; crosses: true values." if ds.truth is not None else "."))

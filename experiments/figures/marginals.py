@@ -1,42 +1,31 @@
-"""1-D data: histogram with each method's fitted mixture (Poisson pmf, Gaussian density)."""
+"""1-D data: histogram with each method's fitted mixture (a pmf or a density: the model's
+figure hint "marginal")."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
-from ..densities import full_covariances
-from .data import arrays_of, dataset_of
+from .data import arrays_of, dataset_of, hints_of
 from .style import TRUTH_STYLE, axis_label, method_color, new_figure, save, sort_methods
-
-
-def _poisson_pmf(grid, params):
-    w, r = np.asarray(params["weights"]), np.asarray(params["rates"]).reshape(-1)
-    return (w[:, None] * stats.poisson.pmf(grid[None, :], r[:, None])).sum(0)
-
-
-def _gaussian_pdf(grid, params, covariance_type="full"):
-    w = np.asarray(params["weights"])
-    mu = np.asarray(params["means"]).reshape(-1)
-    var = full_covariances(params["covariances"], covariance_type, len(w), 1)[:, 0, 0]
-    return (w[:, None] * stats.norm.pdf(grid[None, :], mu[:, None], np.sqrt(var)[:, None])).sum(0)
 
 
 def marginal_figure(store, dataset, rows, out_dir):
     first = rows.iloc[0]
     ds, X = dataset_of(first)
-    if X.shape[1] != 1 or first["model"] not in ("poisson_mixture", "gaussian_mixture"):
+    hints = hints_of(first)
+    mixture = hints.get("marginal")  # (grid, params, covariance_type) -> density or pmf
+    if X.shape[1] != 1 or mixture is None:
         return None
-    poisson = first["model"] == "poisson_mixture"
+    discrete = bool(hints.get("discrete"))
     x = X[:, 0]
     fig, axes = new_figure(1, 1, width=6.0, height=3.6)
     ax = axes[0, 0]
-    if poisson:
+    if discrete:
         grid = np.arange(0, int(x.max()) + 3)
         freq = np.bincount(x.astype(int), minlength=len(grid))[: len(grid)] / len(x)
         ax.bar(grid, freq, width=0.8, color="0.85", edgecolor="0.6", label="data")
         def density(g, p, truth=False):
-            return _poisson_pmf(g, p)
+            return mixture(g, p, "")
 
         ylabel = "probability"
     else:
@@ -45,13 +34,13 @@ def marginal_figure(store, dataset, rows, out_dir):
         ct = first["covariance_type"]
 
         def density(g, p, truth=False):
-            return _gaussian_pdf(g, p, "full" if truth else ct)
+            return mixture(g, p, "full" if truth else ct)
 
         ylabel = f"density (1/{ds.units[0]})"
     for method in sort_methods(rows["method"].unique()):
         key = rows[rows["method"] == method]["key"].iloc[0]
         p = arrays_of(store, key, "aligned")
-        style = {"marker": "o", "markersize": 3} if poisson else {}
+        style = {"marker": "o", "markersize": 3} if discrete else {}
         ax.plot(grid, density(grid, p), color=method_color(method), linewidth=1.2,
                 label=method, **style)
     if ds.truth is not None and len(ds.truth["weights"]) == int(first["n_components"]):
@@ -59,9 +48,9 @@ def marginal_figure(store, dataset, rows, out_dir):
     ax.set_xlabel(axis_label(ds.feature_names[0], ds.units[0]))
     ax.set_ylabel(ylabel)
     ax.legend(loc="upper right", ncol=2)
-    kind = "counts with each method's fitted mixture pmf" if poisson else \
+    kind = "counts with each method's fitted mixture pmf" if discrete else \
         "values (density histogram) with each method's fitted mixture density"
     caption = (f"{dataset} (K={int(first['n_components'])}): training {kind}"
                + ("; dashed: the true mixture." if ds.truth is not None else "."))
-    prefix = "poisson" if poisson else "density"
+    prefix = hints.get("marginal_stem", "pmf" if discrete else "density")
     return save(fig, out_dir, f"{prefix}_{dataset}", caption)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import k_text
 from .style import method_color, new_figure, save, sort_methods
 
 QUANTITIES = (
@@ -47,7 +48,7 @@ def elbo_figure(groups, out_dir):
         ax.set_xscale("symlog", linthresh=1.0)
         ax.margins(x=0.06, y=0.08)
         ax.set_xlabel("nats, relative to EM's log p(X | θ̂)")
-        ax.set_title(f"{dataset} (K={int(rows.iloc[0]['n_components'])})")
+        ax.set_title(f"{dataset} ({k_text(rows.iloc[0])})")
         ax.grid(axis="y", visible=False)
     for ax in list(axes.flat)[len(groups):]:
         ax.set_visible(False)

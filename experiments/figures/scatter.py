@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.patches import Ellipse
 
 from ..densities import full_covariances, gaussian_log_joint_matrix, responsibilities
-from .data import arrays_of, dataset_of
+from .data import arrays_of, dataset_of, hints_of
 from .style import DATA_COLOR, TRUTH_STYLE, axis_label, method_color, new_figure, save, \
     sort_methods
 
@@ -28,7 +28,7 @@ def ellipses_figure(store, dataset, rows, out_dir):
     methods = sort_methods(rows["method"].unique())
     first = rows.iloc[0]
     ds, X = dataset_of(first)
-    if X.shape[1] != 2 or first["model"] != "gaussian_mixture":
+    if X.shape[1] != 2 or not hints_of(first).get("ellipses"):
         return None
     ncols = min(4, len(methods))
     nrows = int(np.ceil(len(methods) / ncols))
@@ -69,7 +69,7 @@ def certainty_figure(store, dataset, rows, out_dir, methods=("em", "vi_full_rank
     present = [m for m in methods if m in set(rows["method"])]
     first = rows.iloc[0]
     ds, X = dataset_of(first)
-    if not present or X.shape[1] != 2 or first["model"] != "gaussian_mixture":
+    if not present or X.shape[1] != 2 or not hints_of(first).get("ellipses"):
         return None
     fig, axes = new_figure(1, len(present), width=3.4 * len(present) + 1.2, height=3.2,
                            sharex=True, sharey=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import trace_of
+from .data import k_text, trace_of
 from .style import method_color, new_figure, save, sort_methods
 
 FLOOR = 1e-3  # nats: differences below are drawn at the floor
@@ -59,8 +59,8 @@ def traces_figure(store, dataset, rows, out_dir):
     ax.set_title("SVI: loss = −objective, noisy for VI")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
-    k = int(rows.iloc[0]["n_components"])
-    caption = (f"{dataset} (K={k}): left, EM's objective per iteration (log-likelihood for em "
+    k = k_text(rows.iloc[0])
+    caption = (f"{dataset} ({k}): left, EM's objective per iteration (log-likelihood for em "
                "and hard_em's classification log-likelihood, log joint for map_em), monotone by "
                "construction; right, the loss NumPyro's optimiser minimises per step (−log "
                "joint for MAP, −log-likelihood for MLE, a one-sample −ELBO for VI) minus its "

@@ -1,6 +1,6 @@
-"""Methods: a registry mapping one problem spec to a fit (see registry.py)."""
+"""Methods: a registry mapping one problem spec to a ``models.FitResult`` (see registry.py)."""
 
 from . import em_methods, numpyro_methods, sklearn_methods  # noqa: F401  (register built-ins)
-from .registry import METHODS, MethodEntry, MethodFit, register_method
+from .registry import METHODS, MethodEntry, make_fit, register_method
 
-__all__ = ["METHODS", "MethodEntry", "MethodFit", "register_method"]
+__all__ = ["METHODS", "MethodEntry", "make_fit", "register_method"]

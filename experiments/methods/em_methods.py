@@ -1,4 +1,9 @@
-"""em, map_em, hard_em: the hand-written EM of em_reference, started from the shared init."""
+"""em, map_em, hard_em: the hand-written EM of em_reference, started from the shared init.
+
+They apply to every model whose registration gives an EM estimator factory
+(``ModelEntry.em_estimator``): the built-in Gaussian and Poisson mixtures, and any family
+registered the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +12,12 @@ import warnings
 
 import numpy as np
 
-from .registry import MethodFit, register_method
-
-EM_MODELS = ("gaussian_mixture", "poisson_mixture")
-
-
-def precisions_from_covariances(covariances, covariance_type):
-    """sklearn-shaped covariances -> the precisions_init that em_reference/sklearn take."""
-    c = np.asarray(covariances, dtype=float)
-    return np.linalg.inv(c) if covariance_type in ("full", "tied") else 1.0 / c
+from ..specs import Count, NonNegative
+from .registry import make_fit, register_method
 
 
-def make_estimator(problem, *, prior, assignment, tol, max_iter, reg_covar):
-    """The em_reference estimator of the cell, with the shared initial parameters."""
-    from em_reference import GaussianMixtureEM, PoissonMixtureEM
-
-    k, init = problem.n_components, problem.init
-    if problem.model.name == "poisson_mixture":
-        return PoissonMixtureEM(k, tol=tol, max_iter=max_iter, n_init=1,
-                                weights_init=init["weights"], rates_init=init["rates"],
-                                prior=problem.prior if prior else None, assignment=assignment,
-                                random_state=problem.seed)
-    ct = problem.covariance_type
-    return GaussianMixtureEM(
-        k, covariance_type=ct, tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_init=1,
-        weights_init=init["weights"], means_init=init["means"],
-        precisions_init=precisions_from_covariances(init["covariances"], ct),
-        prior=problem.prior if prior else None, assignment=assignment,
-        random_state=problem.seed)
+def has_em(model) -> bool:
+    return model.em_estimator is not None
 
 
 def timed_fit(make, X):
@@ -52,36 +35,41 @@ def timed_fit(make, X):
     return est, wall, max(wall - warm, 0.0)
 
 
-def em_params(est, model_name):
-    if model_name == "poisson_mixture":
-        return {"weights": est.weights_, "rates": est.rates_}
-    return {"weights": est.weights_, "means": est.means_, "covariances": est.covariances_}
+def fitted_params(est, param_names) -> dict:
+    """{name: est.<name>_} for the model's parameters (scikit-learn's fitted-attribute names)."""
+    return {n: np.asarray(getattr(est, n + "_")) for n in param_names}
 
 
-def _run(problem, objective_name, hard=False, **kw):
-    est, wall, compile_time = timed_fit(lambda: make_estimator(problem, **kw), problem.X_train)
-    return MethodFit(params=em_params(est, problem.model.name), objective_name=objective_name,
-                     objective_trace=np.asarray(est.lower_bounds_), n_steps=int(est.n_iter_),
-                     converged=bool(est.converged_), wall_time=wall, compile_time=compile_time,
-                     hard_assignment=hard)
+def _run(method, problem, objective_name, *, use_prior, assignment, **options):
+    model = problem.model
+    prior = problem.prior if use_prior else None
+    est, wall, compile_time = timed_fit(
+        lambda: model.em_estimator(problem, prior=prior, assignment=assignment, **options),
+        problem.X_train)
+    return make_fit(method, fitted_params(est, model.param_names), objective_name,
+                    np.asarray(est.lower_bounds_), int(est.n_iter_), bool(est.converged_), wall,
+                    compile_time, hard_assignment=assignment == "hard")
 
 
-@register_method("em", models=EM_MODELS, is_em=True,
+@register_method("em", models=has_em, is_em=True,
                  description="EM, maximum likelihood (em_reference)")
-def fit_em(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6):
-    return _run(problem, "log_likelihood", prior=False, assignment="soft", tol=tol,
+def fit_em(problem, tol: NonNegative = 1e-6, max_iter: Count = 1000,
+           reg_covar: NonNegative = 1e-6):
+    return _run("em", problem, "log_likelihood", use_prior=False, assignment="soft", tol=tol,
                 max_iter=max_iter, reg_covar=reg_covar)
 
 
-@register_method("map_em", models=EM_MODELS, uses_prior=True, is_em=True,
+@register_method("map_em", models=has_em, uses_prior=True, is_em=True,
                  description="MAP-EM with the cell's prior (em_reference)")
-def fit_map_em(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6):
-    return _run(problem, "log_joint", prior=True, assignment="soft", tol=tol,
+def fit_map_em(problem, tol: NonNegative = 1e-6, max_iter: Count = 1000,
+               reg_covar: NonNegative = 1e-6):
+    return _run("map_em", problem, "log_joint", use_prior=True, assignment="soft", tol=tol,
                 max_iter=max_iter, reg_covar=reg_covar)
 
 
-@register_method("hard_em", models=EM_MODELS, is_em=True,
+@register_method("hard_em", models=has_em, is_em=True,
                  description="hard (classification) EM, maximum likelihood (em_reference)")
-def fit_hard_em(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6):
-    return _run(problem, "classification_log_likelihood", hard=True, prior=False,
+def fit_hard_em(problem, tol: NonNegative = 1e-6, max_iter: Count = 1000,
+                reg_covar: NonNegative = 1e-6):
+    return _run("hard_em", problem, "classification_log_likelihood", use_prior=False,
                 assignment="hard", tol=tol, max_iter=max_iter, reg_covar=reg_covar)

@@ -1,83 +1,93 @@
-"""The method registry: a name maps one ``Problem`` (see problem.py) to a ``MethodFit``.
+"""The method registry: a name maps one ``Problem`` (see problem.py) to a ``models.FitResult``.
 
-Registering a method is one decorator on a function ``fit(problem, **options) -> MethodFit``::
+Registering a method is one decorator on a function ``fit(problem, **options) -> FitResult``::
 
-    @register_method("my_em", models=("gaussian_mixture",), kind="point", uses_prior=False,
-                     description="...", max_iter=100)        # options and their defaults
-    def fit_my_em(problem, max_iter):
+    @register_method("my_em", models=lambda m: m.em_estimator is not None, kind="point",
+                     description="...")
+    def fit_my_em(problem, max_iter: Count = 100, tol: NonNegative = 1e-6):
         ...
+        return make_fit("my_em", params, "log_likelihood", trace, n_steps, converged, seconds)
 
-Options are the keyword arguments after ``problem``; the grid config may override them
-(``[methods.my_em] max_iter = 50``) and unknown ones are rejected before any work.
+Options are the keyword arguments after ``problem``, with their defaults; their types and
+bounds come from the annotations (specs.py: ``Count``, ``Positive``, ``Literal[...]``) or the
+defaults, and the grid's values (``[methods.my_em] max_iter = 50``) are checked when the grid
+is loaded: unknown options and bad values are rejected before any work.
+
+``models`` says which registered models the method can fit: None (any), a tuple of model
+names, or a predicate on the ModelEntry (e.g. "has an EM estimator").
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from ..specs import Spec, check_values, signature_specs
 
 KINDS = ("point", "posterior")
 
 
-@dataclass(frozen=True)
-class MethodFit:
-    """What every method returns (the runner's view of models.FitResult, for all methods).
+def make_fit(method: str, params: dict, objective_name: str | None, objective_trace,
+             n_steps: int, converged: bool, wall_time: float, compile_time=float("nan"), *,
+             samples=None, elbo=None, elbo_se=None, inference_data=None, diagnostics=None,
+             hard_assignment=False, extra=None, **more):
+    """A ``models.FitResult`` with the defaults of a point fit filled in (no draws, no ELBO).
 
-    params : point estimate {name: array} in the model's convention (weights (K,), means (K, D),
-        covariances (sklearn shape) | rates (K, D)); for posterior methods the posterior mean.
-    samples : {name: (S, ...)} posterior draws (VI and NUTS), else None.
-    objective_name : what ``objective_trace`` holds, e.g. "log_likelihood", "log_joint",
-        "classification_log_likelihood", "svi_loss = -elbo_vi", "svi_loss = -log_joint".
-    objective_trace : (T,) per iteration / step.
-    elbo_vi, elbo_vi_se : Monte-Carlo ELBO (bound on log p(X)) and its standard error; NaN if
-        not a VI method.
-    hard_assignment : True when the method's q is one-hot (hard EM); used for elbo_em.
-    extra : further method-specific scalar columns, each named for what it is.
-    """
+    ``more``: further FitResult fields where the installed models package has them (e.g.
+    ``status``; when FitResult has a ``status`` and none is given, it is "ok" for a converged
+    fit and "not_converged" otherwise)."""
+    from models import FitResult
 
-    params: dict
-    objective_name: str
-    objective_trace: np.ndarray
-    n_steps: int
-    converged: bool
-    wall_time: float
-    compile_time: float = float("nan")
-    samples: dict | None = None
-    elbo_vi: float = float("nan")
-    elbo_vi_se: float = float("nan")
-    hard_assignment: bool = False
-    inference_data: object = None
-    diagnostics: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
+    names = {f.name for f in dataclasses.fields(FitResult)}
+    if "status" in names and "status" not in more:
+        more["status"] = "ok" if converged else "not_converged"
+    unknown = set(more) - names
+    if unknown:
+        raise TypeError(f"FitResult has no field(s) {sorted(unknown)}")
+    return FitResult(method=method, params=params, samples=samples,
+                     objective_name=objective_name,
+                     objective_trace=np.asarray(objective_trace, dtype=float), elbo=elbo,
+                     elbo_se=elbo_se, inference_data=inference_data, wall_time=float(wall_time),
+                     compile_time=float(compile_time), converged=bool(converged),
+                     n_steps=int(n_steps), diagnostics=dict(diagnostics or {}),
+                     hard_assignment=bool(hard_assignment), extra=dict(extra or {}), **more)
 
 
 @dataclass(frozen=True)
 class MethodEntry:
     name: str
     fit: Callable
-    models: tuple[str, ...] | None  # None: any registered model
+    models: tuple[str, ...] | Callable | None  # None: any registered model
     kind: str
     uses_prior: bool
     is_em: bool
     description: str
 
     @property
-    def defaults(self) -> dict:
-        params = list(inspect.signature(self.fit).parameters.values())[1:]
-        return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    def specs(self) -> dict[str, Spec]:
+        return signature_specs(self.fit, skip=1)
 
-    def supports(self, model_name: str) -> bool:
-        return self.models is None or model_name in self.models
+    @property
+    def defaults(self) -> dict:
+        return {name: spec.default for name, spec in self.specs.items()}
+
+    def supports(self, model) -> bool:
+        """Whether the method can fit ``model`` (a ModelEntry, or a registered model name)."""
+        if isinstance(model, str):
+            from ..models_registry import MODELS
+
+            model = MODELS[model]
+        if self.models is None:
+            return True
+        if callable(self.models):
+            return bool(self.models(model))
+        return model.name in self.models
 
     def check_options(self, options: dict) -> dict:
-        unknown = set(options) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
-                             f"its options are {sorted(self.defaults)}")
-        return {**self.defaults, **options}
+        return check_values(self.specs, options, f"method {self.name!r}", noun="option")
 
 
 METHODS: dict[str, MethodEntry] = {}
@@ -85,19 +95,21 @@ METHODS: dict[str, MethodEntry] = {}
 
 def register_method(name: str, *, models=None, kind="point", uses_prior=False, is_em=False,
                     description=""):
-    """Decorator: register ``fit(problem, **options) -> MethodFit`` under ``name``.
+    """Decorator: register ``fit(problem, **options) -> models.FitResult`` under ``name``.
 
-    models : names of the models it can fit (None: any). kind : "point" or "posterior".
-    uses_prior : whether the fit depends on problem.prior. is_em : EM-type method (gets
-    elbo_em at its own final q).
+    models : which models it can fit: None (any), model names, or a predicate on the
+    ModelEntry. kind : "point" or "posterior". uses_prior : whether the fit depends on
+    problem.prior. is_em : EM-type method (gets elbo_em at its own final q).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if models is not None and not callable(models):
+        models = tuple(models)
 
     def decorate(fit):
-        METHODS[name] = MethodEntry(name, fit, None if models is None else tuple(models), kind,
-                                    uses_prior, is_em, description or (fit.__doc__ or "")
-                                    .strip().split("\n")[0])
+        signature_specs(fit, skip=1)  # every option has a default: fails at registration
+        METHODS[name] = MethodEntry(name, fit, models, kind, uses_prior, is_em,
+                                    description or (fit.__doc__ or "").strip().split("\n")[0])
         return fit
 
     return decorate

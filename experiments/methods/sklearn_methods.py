@@ -17,8 +17,9 @@ from scipy import stats
 
 from em_reference.config import one_native_thread
 
-from .em_methods import precisions_from_covariances
-from .registry import MethodFit, register_method
+from ..mixtures.common import precisions_from_covariances
+from ..specs import Count, NonNegative
+from .registry import make_fit, register_method
 
 
 def _params(est):
@@ -28,7 +29,8 @@ def _params(est):
 
 @register_method("sklearn_em", models=("gaussian_mixture",), is_em=True,
                  description="scikit-learn GaussianMixture (EM, maximum likelihood)")
-def fit_sklearn_em(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6):
+def fit_sklearn_em(problem, tol: NonNegative = 1e-6, max_iter: Count = 1000,
+                   reg_covar: NonNegative = 1e-6):
     from sklearn.mixture import GaussianMixture
 
     init, ct = problem.init, problem.covariance_type
@@ -44,8 +46,8 @@ def fit_sklearn_em(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6):
         wall = time.perf_counter() - start
     # GaussianMixture keeps no per-iteration trace; lower_bound_ is the mean log-likelihood at
     # the last E-step, i.e. before the final M-step.
-    return MethodFit(_params(est), "log_likelihood", np.array([]), int(est.n_iter_),
-                     bool(est.converged_), wall, 0.0, hard_assignment=False)
+    return make_fit("sklearn_em", _params(est), "log_likelihood", np.array([]),
+                    int(est.n_iter_), bool(est.converged_), wall, 0.0)
 
 
 def vb_posterior_samples(est, covariance_type, n_samples, seed):
@@ -82,7 +84,8 @@ def vb_posterior_samples(est, covariance_type, n_samples, seed):
 
 @register_method("sklearn_vb", models=("gaussian_mixture",), kind="posterior", uses_prior=True,
                  description="scikit-learn BayesianGaussianMixture (variational Bayes)")
-def fit_sklearn_vb(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6, num_samples=1000):
+def fit_sklearn_vb(problem, tol: NonNegative = 1e-6, max_iter: Count = 1000,
+                   reg_covar: NonNegative = 1e-6, num_samples: Count = 1000):
     from sklearn.mixture import BayesianGaussianMixture
 
     prior, ct = problem.prior, problem.covariance_type
@@ -106,6 +109,6 @@ def fit_sklearn_vb(problem, tol=1e-6, max_iter=1000, reg_covar=1e-6, num_samples
         est.fit(problem.X_train)
         wall = time.perf_counter() - start
     samples = vb_posterior_samples(est, ct, num_samples, problem.seed)
-    return MethodFit(_params(est), "sklearn_vb_lower_bound", np.array([]), int(est.n_iter_),
-                     bool(est.converged_), wall, 0.0, samples=samples,
-                     extra={"sklearn_vb_lower_bound": float(est.lower_bound_)})
+    return make_fit("sklearn_vb", _params(est), "sklearn_vb_lower_bound", np.array([]),
+                    int(est.n_iter_), bool(est.converged_), wall, 0.0, samples=samples,
+                    extra={"sklearn_vb_lower_bound": float(est.lower_bound_)})

@@ -9,7 +9,7 @@ import pytest
 
 import experiments  # noqa: F401  (float64 first)
 
-TIMING_COLUMNS = ["wall_time", "compile_time", "run_time"]
+TIMING_COLUMNS = ["wall_time", "compile_time", "run_time", "finished_at"]  # when, how long
 
 
 @pytest.fixture

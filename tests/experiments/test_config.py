@@ -6,6 +6,7 @@ from experiments.cli import default_config_path, main
 from experiments.config import load_config, parse_config
 from experiments.datasets import DATASETS
 from experiments.methods import METHODS
+from experiments.models_registry import MODELS
 
 GOOD = """
 [[grid]]
@@ -17,7 +18,10 @@ methods = ["em"]
 
 def test_default_grid_covers_every_dataset_and_method():
     cfg = load_config(default_config_path())
-    assert {c.dataset for c in cfg.cells} == set(DATASETS)
+    # every dataset that a registered model can fit (the Bernoulli data wait for their model)
+    fittable = {name for name, e in DATASETS.items()
+                if any(m.data_family == e.family for m in MODELS.values())}
+    assert {c.dataset for c in cfg.cells} == fittable
     assert {c.method for c in cfg.cells} == set(METHODS)
     assert len({c.key for c in cfg.cells}) == len(cfg.cells)
     assert cfg.jobs >= 1

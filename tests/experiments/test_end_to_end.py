@@ -9,7 +9,7 @@ from sklearn.mixture import GaussianMixture
 
 from experiments.cells import Cell
 from experiments.cli import main
-from experiments.methods.em_methods import precisions_from_covariances
+from experiments.mixtures import precisions_from_covariances
 from experiments.problem import build_problem
 from experiments.store import ResultStore
 

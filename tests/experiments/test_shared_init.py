@@ -6,7 +6,8 @@ from sklearn.mixture import BayesianGaussianMixture
 
 from experiments.cells import Cell
 from experiments.methods.sklearn_methods import fit_sklearn_vb
-from experiments.problem import build_problem, kmeans_labels
+from experiments.mixtures import kmeans_labels
+from experiments.problem import build_problem
 
 
 def test_problem_init_is_deterministic_and_shared():
