@@ -45,13 +45,13 @@ def _as_samples(X):
 def gaussian_log_marginal(X, prior):
     """log p(X) of one Gaussian component under the prior (its weights unused). X (n, D)."""
     X = _as_samples(X)
-    return float(_gaussian_log_marginals(X[None], np.ones((1, len(X), 1)), prior)[0])
+    return float(gaussian_log_marginals(X[None], np.ones((1, len(X), 1)), prior)[0])
 
 
 def poisson_log_marginal(x, prior):
     """log p(x) of one Poisson component (log x! included). x (n,) or (n, D) counts."""
     x = _as_samples(x)
-    return float(_poisson_log_marginals(x, np.ones((1, len(x), 1)), prior)[0])
+    return float(poisson_log_marginals(x, np.ones((1, len(x), 1)), prior)[0])
 
 
 def _moments(X, onehot):
@@ -64,8 +64,11 @@ def _moments(X, onehot):
     return n, means, scatter
 
 
-def _gaussian_log_marginals(X, onehot, prior):
-    """sum_k log p(X_k) for every assignment: X (1, N, D) or (N, D), onehot (A, N, K) -> (A,)."""
+def gaussian_log_marginals(X, onehot, prior):
+    """sum_k log p(X_k) for every assignment: X (1, N, D) or (N, D), onehot (A, N, K) -> (A,).
+
+    Soft assignments (rows of r on the simplex) give log prod_k int p(theta_k)
+    prod_n p(x_n | theta_k)^(r_nk) dtheta_k, the same formulas with fractional counts."""
     X = X.reshape(-1, X.shape[-1])
     d = X.shape[1]
     n, means, scatter = _moments(X, onehot)
@@ -110,8 +113,9 @@ def multigammaln_vec(a, d):
     return 0.25 * d * (d - 1) * np.log(np.pi) + np.sum(gammaln(a[..., None] - 0.5 * j), axis=-1)
 
 
-def _poisson_log_marginals(x, onehot, prior):
-    """sum_k log p(x_k) for every assignment: x (N, D), onehot (A, N, K) -> (A,)."""
+def poisson_log_marginals(x, onehot, prior):
+    """sum_k log p(x_k) for every assignment: x (N, D), onehot (A, N, K) -> (A,) (soft
+    assignments as in gaussian_log_marginals)."""
     a = np.broadcast_to(np.asarray(prior.rate_shape, float), (x.shape[1],))
     b = np.broadcast_to(np.asarray(prior.rate_rate, float), (x.shape[1],))
     n = onehot.sum(axis=1)                                        # (A, K)
@@ -121,8 +125,9 @@ def _poisson_log_marginals(x, onehot, prior):
     return np.sum(per, axis=(1, 2)) - np.sum(gammaln(x + 1.0))
 
 
-def _log_prior_assignments(onehot, alpha):
-    """Dirichlet-multinomial log p(z) of every assignment: (A,)."""
+def dirichlet_multinomial_log_prob(onehot, alpha):
+    """Dirichlet-multinomial log p(z) = log C(alpha) - log C(alpha + N) of every assignment
+    onehot (A, N, K) (soft ones: the counts N_k = sum_n r_nk); alpha (K,) -> (A,)."""
     n = onehot.sum(axis=1)
     return (gammaln(alpha.sum()) - gammaln(alpha.sum() + n.sum(axis=1))
             + np.sum(gammaln(alpha + n) - gammaln(alpha), axis=1))
@@ -140,7 +145,7 @@ def mixture_log_evidence(X, n_components, prior, batch=2**14):
                          f"{MAX_ASSIGNMENTS}); use a smaller data set")
     poisson = hasattr(prior, "rate_shape")
     alpha = np.broadcast_to(np.asarray(prior.weight_concentration, float), (k,))
-    marginals = _poisson_log_marginals if poisson else _gaussian_log_marginals
+    marginals = poisson_log_marginals if poisson else gaussian_log_marginals
     eye = np.eye(k)
     parts = []
     labels = itertools.product(range(k), repeat=n)
@@ -149,6 +154,6 @@ def mixture_log_evidence(X, n_components, prior, batch=2**14):
         if chunk.size == 0:
             break
         onehot = eye[chunk]                                       # (A, N, K)
-        parts.append(_log_prior_assignments(onehot, alpha) + marginals(X, onehot, prior))
+        parts.append(dirichlet_multinomial_log_prob(onehot, alpha) + marginals(X, onehot, prior))
     return float(logsumexp(np.concatenate(parts)))
 

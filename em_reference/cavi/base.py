@@ -32,6 +32,9 @@ from em_reference.validation import (as_2d_samples, check_choice, check_float, c
 # warnings point at the user's call: _fit <- one_blas_thread's wrapper (contextlib) <- fit
 WARN_AT_CALLER = 4
 
+_log_responsibilities = jax.jit(loop.log_responsibilities, static_argnames=("family", "kind"))
+_elbo = jax.jit(loop.elbo, static_argnames=("family", "kind"))
+
 
 class MixtureCAVI(DensityMixin, BaseEstimator):
     """Shared fit / predict logic of the CAVI estimators (see the family subclasses)."""
@@ -131,8 +134,8 @@ class MixtureCAVI(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ inference
     def _log_resp(self, X):
         X = self._validate_X(X, reset=False)
-        return loop.log_responsibilities(jnp.asarray(X), self._variational(), self._family(),
-                                         self.weight_concentration_prior_type)
+        return _log_responsibilities(jnp.asarray(X), self._variational(), family=self._family(),
+                                     kind=self.weight_concentration_prior_type)
 
     def predict_proba(self, X):
         """Responsibilities q(z_n = k) of the E-step at the fitted q(pi, theta): (N, K)."""
@@ -152,7 +155,7 @@ class MixtureCAVI(DensityMixin, BaseEstimator):
         q, family = self._variational(), self._family()
         kind = self.weight_concentration_prior_type
         if resp is None:
-            resp = jnp.exp(loop.log_responsibilities(jnp.asarray(X), q, family, kind))
+            resp = jnp.exp(_log_responsibilities(jnp.asarray(X), q, family=family, kind=kind))
         else:
             resp = np.asarray(resp, dtype=np.float64)
             if resp.shape != (X.shape[0], self.n_components):
@@ -160,5 +163,5 @@ class MixtureCAVI(DensityMixin, BaseEstimator):
                                  f"got {resp.shape}")
             if np.any(resp < 0) or not np.allclose(resp.sum(axis=1), 1.0):
                 raise ValueError("resp must be non-negative with rows summing to 1")
-        return float(loop.elbo(jnp.asarray(X), jnp.asarray(w), jnp.asarray(resp), q,
-                               self.prior_, family, kind))
+        return float(_elbo(jnp.asarray(X), jnp.asarray(w), jnp.asarray(resp), q, self.prior_,
+                           family=family, kind=kind))
