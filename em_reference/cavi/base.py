@@ -6,6 +6,8 @@ _family()                    hashable family object (GaussianCAVIFamily, Poisson
 _validate_family_params()    extra hyper-parameter checks
 _validate_samples(X)         extra data checks (X already (N, D) float64)
 _resolve_prior(X, w)         the validated prior object
+_data_center(X, w)           None, or a point (D,) the loop works relative to (precision)
+_translate(prior | q, v)     the same object with its locations moved by v
 _store(components)           fitted attributes of q(theta)
 _components()                q(theta) from the fitted attributes
 """
@@ -84,18 +86,24 @@ class MixtureCAVI(DensityMixin, BaseEstimator):
                              f"{self.n_components}, n_samples = {np.count_nonzero(w)}")
         self.prior_ = self._check_weight_prior(self._resolve_prior(X, w))
         family, kind = self._family(), self.weight_concentration_prior_type
-        Xd, wd = jnp.asarray(X), jnp.asarray(w)
+        # the loop runs on data relative to their mean (the fast kernel's raw moments lose
+        # digits far from the origin); the ELBO is unchanged when data and prior move together
+        center = self._data_center(X, w)
+        prior = self.prior_ if center is None else self._translate(self.prior_, -center)
+        Xd = jnp.asarray(X if center is None else X - center)
+        wd = jnp.asarray(w)
         rng = check_random_state(self.random_state)
         starts = []
         for _ in range(self.n_init):
+            # initial responsibilities (k-means, seed points) do not depend on the origin
             resp = initial_responsibilities(X, self.n_components, self.init_params, rng, w)
             starts.append(loop.init_from_responsibilities(
-                Xd, wd, jnp.asarray(resp), self.prior_, family=family, kind=kind))
+                Xd, wd, jnp.asarray(resp), prior, family=family, kind=kind))
         q0 = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[s[0] for s in starts])
         elbo0 = jnp.stack([s[1] for s in starts])
         state = jax.device_get(loop.fit_cavi(
-            q0, elbo0, Xd, wd, self.prior_, jnp.asarray(self.tol), family=family, kind=kind,
-            max_iter=self.max_iter))
+            q0, elbo0, Xd, wd, prior, jnp.asarray(self.tol), family=family, kind=kind,
+            max_iter=self.max_iter, fast=family.has_fast_path))
 
         finals = np.asarray(state.elbo)
         if not np.any(np.isfinite(finals)):
@@ -104,7 +112,7 @@ class MixtureCAVI(DensityMixin, BaseEstimator):
         best = int(np.nanargmax(np.where(np.isfinite(finals), finals, -np.inf)))
         q = jax.tree.map(lambda leaf: np.asarray(leaf[best], np.float64), state.q)
         self._store_weights(q.weights)
-        self._store(q.components)
+        self._store(q.components if center is None else self._translate(q.components, center))
         self.n_iter_ = int(state.n_iter[best])
         self.converged_ = bool(state.converged[best])
         self.lower_bounds_ = np.asarray(state.trace[best, : self.n_iter_ + 1], np.float64)

@@ -50,7 +50,6 @@ over components are ``lax.map``s: (N, D) temporaries, never (K, N, D).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -82,7 +81,7 @@ class NormalWishart(NamedTuple):
     scale: jax.Array
 
 
-def _guarded(nk):
+def guarded_counts(nk):
     # scikit-learn's guard: an emptied component keeps a finite mean (multiplied by N_k ~ 0
     # wherever it enters the updates)
     return nk + 10.0 * jnp.finfo(nk.dtype).eps
@@ -92,7 +91,7 @@ def statistics(X, weighted_resp, covariance_type):
     """GaussianStats from X (N, D) and weighted responsibilities w_n r_nk (N, K); the scatter
     about each component's mean in a second pass (no cancellation)."""
     nk = jnp.sum(weighted_resp, axis=0)
-    means = (weighted_resp.T @ X) / _guarded(nk)[:, None]
+    means = (weighted_resp.T @ X) / guarded_counts(nk)[:, None]
 
     def full_scatter(args):
         mean, wr = args
@@ -140,7 +139,7 @@ def update(stats, prior, covariance_type):
 
 
 # ---------------------------------------------------------------- expectations under q
-class _Precision(NamedTuple):
+class PrecisionExpectations(NamedTuple):
     """What the expectations need of q(Lambda): e_log_det (K,) = E[log|Lambda_k|];
     mean: E[Lambda_k] as (K, D, D) (full, tied broadcast) or its diagonal (K, D) (diag, sph.);
     root: R_k with E[Lambda_k] = R_k R_k^T, (K, D, D) upper triangular, or (K, D) diagonal."""
@@ -159,7 +158,7 @@ def _log_det_and_inverse_root(scale):
     return log_det, inv_root
 
 
-def _precision(q, covariance_type):
+def expected_precision(q, covariance_type):
     k, d = q.means.shape
     nu = q.degrees_of_freedom
     if covariance_type in ("full", "tied"):
@@ -170,12 +169,12 @@ def _precision(q, covariance_type):
         if covariance_type == "tied":
             e_log_det = jnp.broadcast_to(e_log_det, (k,))
             root, mean = (jnp.broadcast_to(a, (k, d, d)) for a in (root, mean))
-        return _Precision(e_log_det, mean, root)
+        return PrecisionExpectations(e_log_det, mean, root)
     scale = q.scale if covariance_type == "diag" else jnp.broadcast_to(q.scale[:, None], (k, d))
     # per precision: a one-dimensional Wishart, i.e. Gamma(nu/2, rate Psi/2)
     e_log = dists.wishart_expected_log_det(nu[:, None], jnp.log(scale), 1)
     mean = nu[:, None] / scale
-    return _Precision(jnp.sum(e_log, axis=1), mean, jnp.sqrt(mean))
+    return PrecisionExpectations(jnp.sum(e_log, axis=1), mean, jnp.sqrt(mean))
 
 
 def _quadratic_forms(X, means, root, covariance_type):
@@ -194,7 +193,7 @@ def _quadratic_forms(X, means, root, covariance_type):
 def expected_log_likelihood(X, q, covariance_type):
     """E_q[log N(x_n | mu_k, Lambda_k^-1)] for every sample and component: (N, K)."""
     d = X.shape[1]
-    prec = _precision(q, covariance_type)
+    prec = expected_precision(q, covariance_type)
     const = 0.5 * prec.e_log_det - 0.5 * d * LOG_2PI - 0.5 * d / q.mean_precision
     return const[None, :] - 0.5 * _quadratic_forms(X, q.means, prec.root, covariance_type)
 
@@ -221,7 +220,7 @@ def expected_log_likelihood_total(stats, q, covariance_type):
           - tr(E[Lambda_k] (C_k + N_k (x̄_k - m_k)(x̄_k - m_k)^T))/2
     """
     k, d = q.means.shape
-    prec = _precision(q, covariance_type)
+    prec = expected_precision(q, covariance_type)
     nk = stats.nk
     spread = _outer(stats.means - q.means, covariance_type) * nk.reshape((k,) + (1,) * (
         2 if covariance_type in ("full", "tied") else 1))
@@ -244,7 +243,7 @@ def kl(q, prior, covariance_type):
     m0, kappa0 = prior.mean_prior, prior.mean_precision
     nu0, psi0 = prior.degrees_of_freedom, prior.covariance_prior
     nu, kappa = q.degrees_of_freedom, q.mean_precision
-    prec = _precision(q, covariance_type)
+    prec = expected_precision(q, covariance_type)
     if covariance_type in ("full", "tied"):
         log_det, _ = _log_det_and_inverse_root(q.scale)
         log_det0, _ = _log_det_and_inverse_root(psi0)
@@ -272,25 +271,3 @@ def covariances(q, covariance_type):
     if covariance_type == "diag":
         return q.scale / nu[:, None]
     return q.scale / nu
-
-
-@dataclass(frozen=True)
-class GaussianCAVIFamily:
-    """What the CAVI loop needs of the Gaussian components (hashable: jit-static)."""
-
-    covariance_type: str = "full"
-
-    def statistics(self, X, weighted_resp):
-        return statistics(X, weighted_resp, self.covariance_type)
-
-    def update(self, stats, prior):
-        return update(stats, prior, self.covariance_type)
-
-    def expected_log_likelihood(self, X, q):
-        return expected_log_likelihood(X, q, self.covariance_type)
-
-    def expected_log_likelihood_total(self, stats, q):
-        return expected_log_likelihood_total(stats, q, self.covariance_type)
-
-    def kl(self, q, prior):
-        return kl(q, prior, self.covariance_type)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln, multigammaln
 
-from em_reference.cavi import gaussian
+from em_reference.cavi import families, gaussian
 from em_reference.cavi.base import MixtureCAVI
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 from em_reference.validation import check_choice
@@ -103,7 +104,7 @@ class GaussianMixtureCAVI(MixtureCAVI):
         return X
 
     def _family(self):
-        return gaussian.GaussianCAVIFamily(self.covariance_type)
+        return families.GaussianCAVIFamily(self.covariance_type)
 
     def _resolve_prior(self, X, w):
         k, d = self.n_components, X.shape[1]
@@ -116,6 +117,16 @@ class GaussianMixtureCAVI(MixtureCAVI):
             return self.prior.validate(d, k)
         raise ValueError(f"prior must be 'default' or a GaussianMixturePrior (variational Bayes "
                          f"needs a prior), got {self.prior!r}")
+
+    def _data_center(self, X, w):
+        return (w @ X) / np.sum(w)
+
+    @staticmethod
+    def _translate(obj, shift):
+        """Move mean_prior (GaussianMixturePrior) or the means (NormalWishart) by shift (D,)."""
+        if isinstance(obj, GaussianMixturePrior):
+            return dataclasses.replace(obj, mean_prior=obj.mean_prior + shift)
+        return obj._replace(means=obj.means + shift)
 
     def _store(self, q):
         ct = self.covariance_type

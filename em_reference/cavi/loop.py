@@ -84,6 +84,21 @@ def e_step(X, sample_weight, q, family, kind):
     return family.statistics(X, resp * sample_weight[:, None]), entropy
 
 
+def e_step_features(feats, sample_weight, q, family, kind):
+    """``e_step`` by the family's fast kernel, from the features T(X) (N, F): the log joints are
+    one product T(X) @ eta, the statistics come from the moments R^T T(X)."""
+    eta = family.natural_parameters(q.components,
+                                    weights_lib.expected_log_weights(q.weights, kind))
+    log_rho = feats @ eta
+    log_resp = log_rho - logsumexp(log_rho, axis=1, keepdims=True)
+    resp = jnp.exp(log_resp)
+    entropy = -jnp.sum(sample_weight * jnp.sum(resp * log_resp, axis=1))
+    # the barrier keeps (w r)^T materialised, so that XLA CPU emits a plain row-major product
+    # (em_reference.loop.block_stats measured its fast kernel)
+    moments = jax.lax.optimization_barrier((resp * sample_weight[:, None]).T) @ feats
+    return family.stats_from_moments(moments), entropy
+
+
 def m_step(stats, prior, family, kind):
     """The optimal q(pi) and q(theta) given the statistics of q(Z)."""
     return Variational(weights_lib.update(stats.nk, prior.weight_concentration, kind),
@@ -115,10 +130,12 @@ def init_from_responsibilities(X, sample_weight, resp, prior, *, family, kind):
     return q, elbo_from_statistics(stats, entropy, q, prior, family, kind)
 
 
-def cavi_step(state, X, sample_weight, prior, family, kind, tol):
+def cavi_step(state, X, sample_weight, prior, family, kind, tol, fast=False):
     """One iteration: E-step, M-step, ELBO. A non-finite ELBO or factor stops the loop with
-    ``failed`` set and the last finite factors (and iteration count) kept."""
-    stats, entropy = e_step(X, sample_weight, state.q, family, kind)
+    ``failed`` set and the last finite factors (and iteration count) kept. fast: X holds the
+    features T(X) and the E-step is the family's fast kernel."""
+    stats, entropy = (e_step_features if fast else e_step)(X, sample_weight, state.q, family,
+                                                           kind)
     q = m_step(stats, prior, family, kind)
     value = elbo_from_statistics(stats, entropy, q, prior, family, kind)
     finite = jnp.isfinite(value) & jnp.all(jnp.array(
@@ -131,10 +148,14 @@ def cavi_step(state, X, sample_weight, prior, family, kind, tol):
     return CAVIState(q, value, n_iter, converged, ~finite, state.trace.at[n_iter].set(value))
 
 
-@partial(jax.jit, static_argnames=("family", "kind", "max_iter"))
-def fit_cavi(q0, elbo0, X, sample_weight, prior, tol, *, family, kind, max_iter):
+@partial(jax.jit, static_argnames=("family", "kind", "max_iter", "fast"))
+def fit_cavi(q0, elbo0, X, sample_weight, prior, tol, *, family, kind, max_iter, fast=False):
     """CAVI from a batch of initial factors q0 (leading axis: restarts) with their ELBOs
-    elbo0 (B,), in parallel (vmap). Returns the final CAVIState, every field batched."""
+    elbo0 (B,), in parallel (vmap). Returns the final CAVIState, every field batched.
+    fast: the E-step by the family's fast kernel (``family.has_fast_path``), from features
+    T(X) computed once here (N x F values held for the fit)."""
+    if fast:
+        X = family.features(X)
 
     def run_one(q, value):
         trace = jnp.full(max_iter + 1, -jnp.inf, value.dtype).at[0].set(value)
@@ -145,7 +166,7 @@ def fit_cavi(q0, elbo0, X, sample_weight, prior, tol, *, family, kind, max_iter)
             return (s.n_iter < max_iter) & ~s.converged & ~s.failed
 
         def body(s):
-            return cavi_step(s, X, sample_weight, prior, family, kind, tol)
+            return cavi_step(s, X, sample_weight, prior, family, kind, tol, fast)
 
         return jax.lax.while_loop(cond, body, state)
 

@@ -14,7 +14,6 @@ Shapes: X (N, D) counts; ``GammaRates`` shape and rate (K, D).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -67,23 +66,3 @@ def expected_log_likelihood_total(stats, q):
 
 def kl(q, prior):
     return jnp.sum(dists.gamma_kl(q.shape, q.rate, prior.rate_shape, prior.rate_rate))
-
-
-@dataclass(frozen=True)
-class PoissonCAVIFamily:
-    """What the CAVI loop needs of the Poisson components (hashable: jit-static)."""
-
-    def statistics(self, X, weighted_resp):
-        return statistics(X, weighted_resp)
-
-    def update(self, stats, prior):
-        return update(stats, prior)
-
-    def expected_log_likelihood(self, X, q):
-        return expected_log_likelihood(X, q)
-
-    def expected_log_likelihood_total(self, stats, q):
-        return expected_log_likelihood_total(stats, q)
-
-    def kl(self, q, prior):
-        return kl(q, prior)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from em_reference.cavi import poisson
+from em_reference.cavi import families, poisson
 from em_reference.cavi.base import MixtureCAVI
 from em_reference.priors import PoissonMixturePrior
 from em_reference.validation import check_counts
@@ -48,7 +48,7 @@ class PoissonMixtureCAVI(MixtureCAVI):
         return check_counts(X)
 
     def _family(self):
-        return poisson.PoissonCAVIFamily()
+        return families.PoissonCAVIFamily()
 
     def _resolve_prior(self, X, w):
         k, d = self.n_components, X.shape[1]
@@ -58,6 +58,9 @@ class PoissonMixtureCAVI(MixtureCAVI):
             return self.prior.validate(d, k)
         raise ValueError(f"prior must be 'default' or a PoissonMixturePrior (variational Bayes "
                          f"needs a prior), got {self.prior!r}")
+
+    def _data_center(self, X, w):
+        return None  # counts stay counts
 
     def _store(self, q):
         self.rate_shape_ = np.asarray(q.shape)

@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 from scipy.special import betaln, gammaln, logsumexp
 
-from em_reference.cavi import GaussianMixtureCAVI, PoissonMixtureCAVI, gaussian, loop, poisson
+from em_reference.cavi import (GaussianMixtureCAVI, PoissonMixtureCAVI, families, gaussian, loop,
+                               poisson)
 from em_reference.cavi.weights import WEIGHT_PRIOR_TYPES
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior, PoissonMixturePrior
 from models import evidence_exact as exact
@@ -42,7 +43,7 @@ def test_elbo_after_the_update_is_the_conjugate_normaliser_form(covariance_type,
     X = rng.normal(size=(n, d)) * [1.0, 2.0, 0.5]
     resp = _soft_resp(rng, n, k)
     prior = _gaussian_prior(covariance_type, d)
-    family = gaussian.GaussianCAVIFamily(covariance_type)
+    family = families.GaussianCAVIFamily(covariance_type)
     stats_ = family.statistics(X, resp)
     q = loop.m_step(stats_, prior, family, kind)
     ours = float(loop.elbo(X, np.ones(n), resp, q, prior, family, kind))
@@ -61,7 +62,7 @@ def test_poisson_elbo_after_the_update_is_the_conjugate_normaliser_form():
     x = rng.poisson([2.0, 7.0], size=(30, 2)).astype(float)
     resp = _soft_resp(rng, 30, 3)
     prior = PoissonMixturePrior(1.3, np.array([1.5, 2.0]), np.array([0.4, 0.9]))
-    family = poisson.PoissonCAVIFamily()
+    family = families.PoissonCAVIFamily()
     q = loop.m_step(family.statistics(x, resp), prior, family, "dirichlet_distribution")
     ours = float(loop.elbo(x, np.ones(30), resp, q, prior, family, "dirichlet_distribution"))
     oracle = (_entropy(resp) + exact.dirichlet_multinomial_log_prob(resp[None], np.full(3, 1.3))[0]
@@ -147,7 +148,7 @@ def test_elbo_matches_monte_carlo_at_arbitrary_factors(covariance_type, kind):
     X = rng.normal(size=(n, d))
     resp = _soft_resp(rng, n, k)
     prior = _gaussian_prior(covariance_type, d)
-    family = gaussian.GaussianCAVIFamily(covariance_type)
+    family = families.GaussianCAVIFamily(covariance_type)
     q = loop.m_step(family.statistics(X, _soft_resp(rng, n, k)), prior, family, kind)
     # move every factor off the update
     comp = q.components

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from em_reference.cavi import GaussianMixtureCAVI, PoissonMixtureCAVI, gaussian, loop, poisson
+from em_reference.cavi import (GaussianMixtureCAVI, PoissonMixtureCAVI, families, gaussian, loop,
+                               poisson)
 from em_reference.cavi.weights import WEIGHT_PRIOR_TYPES
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior, PoissonMixturePrior
 
@@ -124,7 +125,7 @@ def test_m_step_maximises_the_elbo_in_q_theta(covariance_type, kind):
     prior = prior.validate(D, K)
     resp = jnp.asarray(rng.dirichlet(np.ones(K), N))
     w = jnp.asarray(rng.integers(1, 4, N).astype(float))
-    family = gaussian.GaussianCAVIFamily(covariance_type)
+    family = families.GaussianCAVIFamily(covariance_type)
     q = loop.m_step(family.statistics(X, resp * w[:, None]), prior, family, kind)
 
     def objective(blocks):
@@ -140,7 +141,7 @@ def test_poisson_m_step_maximises_the_elbo_in_q_theta(kind):
     prior = PoissonMixturePrior(0.8, np.array([1.0, 2.0]), np.array([0.5, 0.3])).validate(D, K)
     resp = jnp.asarray(rng.dirichlet(np.ones(K), N))
     w = jnp.ones(N)
-    family = poisson.PoissonCAVIFamily()
+    family = families.PoissonCAVIFamily()
     q = loop.m_step(family.statistics(x, resp), prior, family, kind)
 
     def objective(blocks):
@@ -159,7 +160,7 @@ def test_e_step_maximises_the_elbo_in_q_z(covariance_type, kind):
     rng = np.random.default_rng(2)
     X, prior = _gaussian_problem(3, 1.0, 0.5, 1.0, 2.0, covariance_type)
     prior = prior.validate(D, K)
-    family = gaussian.GaussianCAVIFamily(covariance_type)
+    family = families.GaussianCAVIFamily(covariance_type)
     w = jnp.ones(N)
     # arbitrary factors: an M-step of random responsibilities, then moved
     q = loop.m_step(family.statistics(X, jnp.asarray(rng.dirichlet(np.ones(K), N))), prior,
@@ -183,7 +184,7 @@ def test_frequency_weights_are_duplicated_rows():
     counts = rng.integers(0, 4, 40)
     rows = np.repeat(X, counts, 0)
     prior = GaussianMixturePrior.default(rows, 2).validate(2, 2)
-    family, kind = gaussian.GaussianCAVIFamily("full"), "dirichlet_distribution"
+    family, kind = families.GaussianCAVIFamily("full"), "dirichlet_distribution"
     resp = rng.dirichlet(np.ones(2), 40)
 
     def run(X, w, resp):

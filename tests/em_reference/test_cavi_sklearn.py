@@ -11,7 +11,7 @@ from scipy.special import digamma, gammaln, multigammaln
 from sklearn.mixture import BayesianGaussianMixture
 
 from em_reference.cavi import GaussianMixtureCAVI, sklearn_lower_bound_offset
-from em_reference.cavi import gaussian, loop
+from em_reference.cavi import families, gaussian, loop
 from em_reference.priors import GaussianMixturePrior
 
 KINDS = ("dirichlet_distribution", "dirichlet_process")
@@ -132,7 +132,7 @@ def test_sklearn_diag_spherical_use_the_wishart_digammas(covariance_type):
     scale = ref.covariances_ * (nu[:, None] if covariance_type == "diag" else nu)
     q = loop.Variational(np.asarray(ref.weight_concentration_),
                          gaussian.NormalWishart(ref.mean_precision_, ref.means_, nu, scale))
-    ours = np.asarray(loop.log_responsibilities(X, q, gaussian.GaussianCAVIFamily(
+    ours = np.asarray(loop.log_responsibilities(X, q, families.GaussianCAVIFamily(
         covariance_type), "dirichlet_distribution"))
     shift = 0.5 * sum(digamma(nu / 2) - digamma((nu - i) / 2) for i in range(3))
     gap = ours - np.log(ref.predict_proba(X)) - shift
