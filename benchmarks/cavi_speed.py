@@ -1,7 +1,8 @@
 """CAVI per iteration: em_reference's GaussianMixtureCAVI against scikit-learn's
 BayesianGaussianMixture on the same data, prior and initial responsibilities.
 
-    python -m benchmarks.cavi_speed [--n 100000 --d 8 --k 8] [--out benchmarks/results/cavi_speed.txt]
+    python -m benchmarks.cavi_speed [--n 100000 --d 8 --k 8] \
+        [--out benchmarks/results/cavi_speed.txt]
 
 Seconds per iteration are marginal (benchmarks/measure.py: a fit of m2 iterations minus one of
 m1, medians over interleaved rounds, so start-up, compilation and the initial M-step cancel);

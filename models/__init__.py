@@ -3,6 +3,7 @@
 import em_reference.config  # noqa: F401  (first: sets float64 before any JAX array exists)
 
 from models.assignments import hard_assignments, responsibilities
+from models.evidence import EvidenceResult, log_evidence
 from models.map_fit import fit_map
 from models.gaussian_mixture import gaussian_mixture
 from models.nuts_fit import fit_nuts
@@ -10,5 +11,6 @@ from models.poisson_mixture import poisson_mixture
 from models.result import FitError, FitResult
 from models.vi_fit import fit_vi
 
-__all__ = ["FitError", "FitResult", "fit_map", "fit_nuts", "fit_vi", "gaussian_mixture",
-           "hard_assignments", "poisson_mixture", "responsibilities"]
+__all__ = ["EvidenceResult", "FitError", "FitResult", "fit_map", "fit_nuts", "fit_vi",
+           "gaussian_mixture", "hard_assignments", "log_evidence", "poisson_mixture",
+           "responsibilities"]

@@ -11,8 +11,7 @@ import pytest
 from scipy import stats
 from scipy.special import betaln, gammaln, logsumexp
 
-from em_reference.cavi import (GaussianMixtureCAVI, PoissonMixtureCAVI, families, gaussian, loop,
-                               poisson)
+from em_reference.cavi import (GaussianMixtureCAVI, PoissonMixtureCAVI, families, loop)
 from em_reference.cavi.weights import WEIGHT_PRIOR_TYPES
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior, PoissonMixturePrior
 from models import evidence_exact as exact
