@@ -290,8 +290,9 @@ def bridge_sampling(model, args, kwargs, info, draws, *, seed, label_switching,
 
 
 def _ess(values):
-    """ArviZ's bulk effective sample size of (chains, draws, ...) values, per coordinate."""
-    return np.asarray(az.ess(az.convert_to_dataset({"v": values}))["v"].values)
+    """ArviZ's effective sample size of the mean of (chains, draws, ...) values, per coordinate
+    (method "mean": the variance of a mean is what both uses need)."""
+    return np.asarray(az.ess(az.convert_to_dataset({"v": values}), method="mean")["v"].values)
 
 
 def _iterate(l1, l2, n1_eff, tol, max_iter):

@@ -10,6 +10,7 @@ _data_center(X, w)           None, or a point (D,) the loop works relative to (p
 _translate(prior | q, v)     the same object with its locations moved by v
 _store(components)           fitted attributes of q(theta)
 _components()                q(theta) from the fitted attributes
+_log_predictive_components(X) (N, K): log of each component's posterior predictive density
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -152,6 +154,23 @@ class MixtureCAVI(DensityMixin, BaseEstimator):
     def predict(self, X):
         """Most probable component per sample: (N,) int."""
         return np.argmax(np.asarray(self._log_resp(X)), axis=1)
+
+    def score_samples(self, X):
+        """log of the posterior predictive density under q, log sum_k E_q[pi_k] p(x | k, q),
+        per sample (N,): each component's predictive integrates its parameters over q
+        (Student-t for the Gaussian components, Bishop 10.81; negative binomial for Poisson).
+        With the DP the weights are E_q[pi] renormalised over the K components."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        log_comp = self._log_predictive_components(X) + np.log(self.weights_)[None, :]
+        return logsumexp(log_comp, axis=1)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log posterior predictive density per sample (weighted mean with
+        sample_weight)."""
+        per_sample = self.score_samples(X)
+        return float(np.average(per_sample, weights=check_sample_weight(sample_weight,
+                                                                          len(per_sample))))
 
     def elbo_vi(self, X, resp=None, sample_weight=None):
         """The full ELBO over (Z, pi, theta) at the fitted q(pi, theta) and q(Z) = resp (N, K),

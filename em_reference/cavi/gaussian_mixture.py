@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 from scipy.special import gammaln, multigammaln
 
 from em_reference.cavi import families, gaussian
 from em_reference.cavi.base import MixtureCAVI
+from em_reference.gaussian_em import GaussianMixtureEM
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 from em_reference.validation import check_choice
 
@@ -62,6 +63,11 @@ class GaussianMixtureCAVI(MixtureCAVI):
     n_iter_, converged_     iterations run; the ELBO changed by less than tol per unit of
                             sample weight (scikit-learn: tol on the change of its total bound)
     prior_                  the resolved GaussianMixturePrior
+
+    Methods: predict_proba(X) (the E-step's q(z_n = k) at the fitted factors), predict(X),
+    score_samples(X) (log posterior predictive density under q: Student-t components, Bishop
+    10.81), score(X), elbo_vi(X, resp=None, sample_weight=None) (the full ELBO at the fitted
+    q(pi, theta) and any q(Z)).
 
     The constants scikit-learn's lower_bound_ omits: for the same data, prior and factors,
     lower_bound_ - scikit-learn's lower_bound_ = ``sklearn_lower_bound_offset(prior_, N, K,
@@ -118,15 +124,10 @@ class GaussianMixtureCAVI(MixtureCAVI):
         raise ValueError(f"prior must be 'default' or a GaussianMixturePrior (variational Bayes "
                          f"needs a prior), got {self.prior!r}")
 
-    def _data_center(self, X, w):
-        return (w @ X) / np.sum(w)
-
-    @staticmethod
-    def _translate(obj, shift):
-        """Move mean_prior (GaussianMixturePrior) or the means (NormalWishart) by shift (D,)."""
-        if isinstance(obj, GaussianMixturePrior):
-            return dataclasses.replace(obj, mean_prior=obj.mean_prior + shift)
-        return obj._replace(means=obj.means + shift)
+    # the EM estimator's: the data's weighted mean, and mean_prior (a GaussianMixturePrior) or
+    # the means (any NamedTuple with means, here NormalWishart) moved by a shift (D,)
+    _data_center = GaussianMixtureEM._data_center
+    _translate = staticmethod(GaussianMixtureEM._translate)
 
     def _store(self, q):
         ct = self.covariance_type
@@ -144,6 +145,30 @@ class GaussianMixtureCAVI(MixtureCAVI):
         else:
             self.precisions_ = 1.0 / self.covariances_
             self.precisions_cholesky_ = np.sqrt(self.precisions_)
+
+    def _log_predictive_components(self, X):
+        """(N, K) log St(x | m_k, Psi_k (1 + kappa_k) / (kappa_k dof_k), dof_k) (Bishop 10.81-
+        10.82): dof_k = nu_k + 1 - D (full, tied); diag: the product over dimensions of 1-D
+        Student-t's with nu_k degrees of freedom; spherical: dof nu_k (one Gamma precision)."""
+        ct, (k, d) = self.covariance_type, self.means_.shape
+        kappa = self.mean_precision_
+        nu = np.broadcast_to(self.degrees_of_freedom_, (k,))
+        scale = self._components().scale
+        out = np.empty((X.shape[0], k))
+        for j in range(k):
+            inflate = (1.0 + kappa[j]) / kappa[j]
+            if ct in ("full", "tied"):
+                dof = nu[j] + 1.0 - d
+                psi = np.asarray(scale if ct == "tied" else scale[j])
+                out[:, j] = stats.multivariate_t(self.means_[j], psi * inflate / dof,
+                                                 df=dof).logpdf(X)
+            elif ct == "diag":
+                sd = np.sqrt(np.asarray(scale[j]) * inflate / nu[j])
+                out[:, j] = np.sum(stats.t.logpdf(X, nu[j], self.means_[j], sd), axis=1)
+            else:
+                shape = float(scale[j]) * inflate / nu[j] * np.eye(d)
+                out[:, j] = stats.multivariate_t(self.means_[j], shape, df=nu[j]).logpdf(X)
+        return out.reshape(X.shape[0], k)
 
     def _components(self):
         nu = jnp.asarray(self.degrees_of_freedom_)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from em_reference.cavi import families, poisson
 from em_reference.cavi.base import MixtureCAVI
@@ -26,7 +27,8 @@ class PoissonMixtureCAVI(MixtureCAVI):
     Fitted attributes: weight_concentration_ (as GaussianMixtureCAVI), weights_ (K,) = E_q[pi],
     rate_shape_, rate_rate_ (K, D), rates_ (K, D) = E_q[lambda] = shape / rate, lower_bound_
     (the full ELBO over (Z, pi, lambda), log x! included), lower_bounds_ (n_iter_ + 1,),
-    n_iter_, converged_, prior_.
+    n_iter_, converged_, prior_. Methods as GaussianMixtureCAVI's (score_samples: negative
+    binomial components, the Poisson integrated over q(lambda)).
     """
 
     def __init__(self, n_components=1, *, tol=1e-3, max_iter=100, n_init=1,
@@ -66,6 +68,13 @@ class PoissonMixtureCAVI(MixtureCAVI):
         self.rate_shape_ = np.asarray(q.shape)
         self.rate_rate_ = np.asarray(q.rate)
         self.rates_ = self.rate_shape_ / self.rate_rate_
+
+    def _log_predictive_components(self, X):
+        """(N, K): prod_d NegativeBinomial(x_d | a_kd, b_kd / (b_kd + 1)), the Poisson
+        integrated over q(lambda_kd) = Gamma(a_kd, rate b_kd)."""
+        a, b = self.rate_shape_, self.rate_rate_
+        return np.sum(stats.nbinom.logpmf(X[:, None, :], a[None], (b / (b + 1.0))[None]),
+                      axis=2)
 
     def _components(self):
         return poisson.GammaRates(jnp.asarray(self.rate_shape_), jnp.asarray(self.rate_rate_))

@@ -250,3 +250,34 @@ def test_set_partitions_are_bell_numbers():
         1, 2, 5, 15, 52, 203]
     assert len({tuple(map(tuple, sorted(map(sorted, p))))
                 for p in _set_partitions(list(range(5)))}) == 52
+
+
+# ---------------------------------------------------------------- the posterior predictive
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_one_component_predictive_is_the_ratio_of_evidences(covariance_type):
+    """K = 1 (q(theta) exact): score_samples(x) = log p(X, x) - log p(X), closed forms."""
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(15, 2)) * [1.0, 2.0] + 1.0
+    new = rng.normal(size=(4, 2)) * 2.0
+    prior = _gaussian_prior(covariance_type, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = GaussianMixtureCAVI(1, covariance_type=covariance_type, prior=prior, tol=0.0,
+                                  max_iter=2).fit(X)
+    ratio = [exact.gaussian_log_marginal(np.vstack([X, x]), prior)
+             - exact.gaussian_log_marginal(X, prior) for x in new]
+    np.testing.assert_allclose(fit.score_samples(new), ratio, atol=1e-9)
+    assert fit.score(new) == pytest.approx(np.mean(ratio), abs=1e-9)
+
+
+def test_one_component_poisson_predictive_is_the_ratio_of_evidences():
+    rng = np.random.default_rng(10)
+    x = rng.poisson([3.0, 1.0], size=(20, 2)).astype(float)
+    new = np.array([[0.0, 0.0], [5.0, 2.0], [12.0, 0.0]])
+    prior = PoissonMixturePrior(1.0, np.array([2.0, 1.0]), np.array([0.5, 2.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = PoissonMixtureCAVI(1, prior=prior, tol=0.0, max_iter=2).fit(x)
+    ratio = [exact.poisson_log_marginal(np.vstack([x, v]), prior)
+             - exact.poisson_log_marginal(x, prior) for v in new]
+    np.testing.assert_allclose(fit.score_samples(new), ratio, atol=1e-9)
