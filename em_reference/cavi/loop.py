@@ -39,6 +39,7 @@ from jax.scipy.special import logsumexp, xlogy
 
 from em_reference import config  # noqa: F401  (float64)
 from em_reference.cavi import weights as weights_lib
+from em_reference.elementwise import exp_nonpositive, log_positive
 
 
 class Variational(NamedTuple):
@@ -90,9 +91,14 @@ def e_step_features(feats, sample_weight, q, family, kind):
     eta = family.natural_parameters(q.components,
                                     weights_lib.expected_log_weights(q.weights, kind))
     log_rho = feats @ eta
-    log_resp = log_rho - logsumexp(log_rho, axis=1, keepdims=True)
-    resp = jnp.exp(log_resp)
-    entropy = -jnp.sum(sample_weight * jnp.sum(resp * log_resp, axis=1))
+    # one exp per value (the EM's float64 polynomial): r = e^(l - max) / sum, and the entropy
+    # -sum_k r_k log r_k = log sum_k e^(l_k) - sum_k r_k l_k (rows of r sum to 1)
+    top = jax.lax.stop_gradient(jnp.max(log_rho, axis=1, keepdims=True))
+    unnorm = exp_nonpositive(log_rho - top)
+    total = jnp.sum(unnorm, axis=1, keepdims=True)
+    resp = unnorm / total
+    lse = top[:, 0] + log_positive(total[:, 0])
+    entropy = jnp.sum(sample_weight * (lse - jnp.sum(resp * log_rho, axis=1)))
     # the barrier keeps (w r)^T materialised, so that XLA CPU emits a plain row-major product
     # (em_reference.loop.block_stats measured its fast kernel)
     moments = jax.lax.optimization_barrier((resp * sample_weight[:, None]).T) @ feats
