@@ -11,9 +11,11 @@ from em_reference.gaussian_em import GaussianMixtureEM
 from em_reference.poisson import PoissonParams
 from em_reference.poisson_em import PoissonMixtureEM
 from em_reference.priors import GaussianMixturePrior, PoissonMixturePrior
+from em_reference.cavi import GaussianMixtureCAVI, PoissonMixtureCAVI
 
 __all__ = [
     "GaussianMixtureEM", "PoissonMixtureEM", "GaussianMixturePrior", "PoissonMixturePrior",
     "GaussianParams", "PoissonParams", "elbo_em", "kl_to_posterior", "log_marginal",
     "posterior_responsibilities",
 ]
+__all__ += ["GaussianMixtureCAVI", "PoissonMixtureCAVI"]
