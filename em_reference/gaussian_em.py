@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import numpy as np
 
 from em_reference.base import MixtureEM
-from em_reference.gaussian import (GaussianFamily, GaussianParams, n_parameters,
+from em_reference.gaussian import (GaussianFamily, GaussianParams, covariance_shape,
                                    precisions_cholesky)
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 from em_reference.validation import (check_choice, check_float, check_init_array,
@@ -30,6 +28,12 @@ class GaussianMixtureEM(MixtureEM):
         weights and variances and fixed_params=("weights", "covariances") is k-means.
     fixed_params : names among ("weights", "means", "covariances") the M-step leaves at their
         initial values.
+    algorithm : "auto" (default) | "textbook" | "fast". "textbook" runs EM as written
+        (em_reference.textbook: the (N, K) log joint, responsibilities, the M-step from
+        them); "fast" the exponential-family kernel (em_reference.fast: chunked, restarts in
+        one product); "auto" the textbook path for small single-restart problems
+        (N * K <= em_reference.tuning.TEXTBOOK_MAX_VALUES, no chunk_size / devices) and the
+        fast kernel otherwise. The two agree to rounding (tests/em_reference/test_paths.py).
     dtype : "float64" (default) | "float32" for the computation.
 
     Fitted attributes: weights_ (K,), means_ (K, D), covariances_ and precisions_cholesky_
@@ -40,12 +44,10 @@ class GaussianMixtureEM(MixtureEM):
     tol applies to the change of the objective per sample (scikit-learn's convention).
     """
 
-    _params_class = GaussianParams
-
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, prior=None, assignment="soft",
-                 fixed_params=(), dtype="float64", random_state=None):
+                 fixed_params=(), algorithm="auto", dtype="float64", random_state=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -59,6 +61,7 @@ class GaussianMixtureEM(MixtureEM):
         self.prior = prior
         self.assignment = assignment
         self.fixed_params = fixed_params
+        self.algorithm = algorithm
         self.dtype = dtype
         self.random_state = random_state
 
@@ -73,24 +76,14 @@ class GaussianMixtureEM(MixtureEM):
         return GaussianFamily(self.covariance_type, float(self.reg_covar),
                               tuple(self.fixed_params or ()))
 
-    def _resolve_prior(self, X, w):
-        k, d = self.n_components, X.shape[1]
-        if self.prior is None:
-            return None
-        if isinstance(self.prior, str) and self.prior == "default":
-            return GaussianMixturePrior.default(X, k, self.covariance_type, w).validate(d, k)
-        if isinstance(self.prior, GaussianMixturePrior):
-            if self.prior.covariance_type != self.covariance_type:
-                raise ValueError(f"prior is for covariance_type={self.prior.covariance_type!r} "
-                                 f"but the estimator has {self.covariance_type!r}")
-            return self.prior.validate(d, k)
-        raise ValueError(f"prior must be None, 'default' or a GaussianMixturePrior, "
-                         f"got {self.prior!r}")
+    def _default_prior(self, X, w):
+        return GaussianMixturePrior.default(X, self.n_components, self.covariance_type, w)
 
-    def _cov_shape(self, d):
-        k = self.n_components
-        return {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
-                "spherical": (k,)}[self.covariance_type]
+    def _validate_prior(self, prior, n_features, n_components):
+        if prior.covariance_type != self.covariance_type:
+            raise ValueError(f"prior is for covariance_type={prior.covariance_type!r} "
+                             f"but the estimator has {self.covariance_type!r}")
+        return prior.validate(n_features, n_components)
 
     def _user_init(self, d):
         k, user = self.n_components, {}
@@ -99,7 +92,8 @@ class GaussianMixtureEM(MixtureEM):
         if self.means_init is not None:
             user["means"] = check_init_array("means_init", self.means_init, (k, d))
         if self.precisions_init is not None:
-            prec = check_init_array("precisions_init", self.precisions_init, self._cov_shape(d))
+            prec = check_init_array("precisions_init", self.precisions_init,
+                                    covariance_shape(self.covariance_type, k, d))
             if self.covariance_type in ("full", "tied"):
                 if np.any(np.linalg.eigvalsh(prec) <= 0):
                     raise ValueError("precisions_init must be symmetric positive definite")
@@ -109,17 +103,6 @@ class GaussianMixtureEM(MixtureEM):
             else:
                 user["covariances"] = 1.0 / prec
         return user
-
-    def _data_center(self, X, w):
-        # a matrix-vector product: np.average would make an (N, D) temporary X * w
-        return (w @ X) / np.sum(w)
-
-    @staticmethod
-    def _translate(obj, shift):
-        """Move means (GaussianParams) or mean_prior (GaussianMixturePrior) by shift (D,)."""
-        if isinstance(obj, GaussianMixturePrior):
-            return dataclasses.replace(obj, mean_prior=obj.mean_prior + shift)
-        return obj._replace(means=obj.means + shift)
 
     def _store(self, params):
         self.weights_, self.means_, self.covariances_ = (np.asarray(p) for p in params)
@@ -133,9 +116,6 @@ class GaussianMixtureEM(MixtureEM):
 
     def _params(self):
         return GaussianParams(self.weights_, self.means_, self.covariances_)
-
-    def _n_parameters(self):
-        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
 
     def _sample_component(self, rng, k, n):
         mean, cov = self.means_[k], self.covariances_

@@ -28,7 +28,9 @@ PoissonMixturePrior::
     weights  ~ Dirichlet(alpha)
     rate_kd  ~ Gamma(shape=a, rate=b)      density b^a / Gamma(a) l^(a-1) exp(-b l)
 
-Both are registered as JAX pytrees (the covariance type is static), so they pass through ``jit``.
+All are registered as JAX pytrees (the covariance type is static), so they pass through ``jit``.
+``resolve_prior`` reads an estimator's or a model's ``prior`` argument (None | "default" |
+a prior object) the same way everywhere.
 """
 
 from __future__ import annotations
@@ -176,12 +178,7 @@ class GaussianMixturePrior:
         ct = self.covariance_type
         if ct not in COVARIANCE_TYPES:
             raise ValueError(f"prior covariance_type must be one of {COVARIANCE_TYPES}, got {ct!r}")
-        alpha = np.asarray(self.weight_concentration, dtype=float)
-        if alpha.ndim not in (0, 1) or (alpha.ndim == 1 and alpha.shape != (n_components,)):
-            raise ValueError(f"weight_concentration must be a scalar or shape ({n_components},), "
-                             f"got shape {alpha.shape}")
-        if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
-            raise ValueError("weight_concentration must be finite and > 0")
+        alpha = _check_weight_concentration(self.weight_concentration, n_components)
         m0 = np.asarray(self.mean_prior, dtype=float)
         if m0.shape != (n_features,):
             raise ValueError(f"mean_prior must have shape ({n_features},), got {m0.shape}")
@@ -268,21 +265,9 @@ class PoissonMixturePrior:
 
     def validate(self, n_features, n_components):
         """Raise ValueError naming the first bad hyper-parameter; returns float arrays."""
-        alpha = np.asarray(self.weight_concentration, dtype=float)
-        if alpha.ndim not in (0, 1) or (alpha.ndim == 1 and alpha.shape != (n_components,)):
-            raise ValueError(f"weight_concentration must be a scalar or shape ({n_components},), "
-                             f"got shape {alpha.shape}")
-        if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
-            raise ValueError("weight_concentration must be finite and > 0")
-        out = []
-        for name in ("rate_shape", "rate_rate"):
-            v = np.asarray(getattr(self, name), dtype=float)
-            if v.ndim not in (0, 1) or (v.ndim == 1 and v.shape != (n_features,)):
-                raise ValueError(f"{name} must be a scalar or shape ({n_features},), "
-                                 f"got shape {v.shape}")
-            if not np.all(np.isfinite(v)) or np.any(v <= 0):
-                raise ValueError(f"{name} must be finite and > 0")
-            out.append(np.broadcast_to(v, (n_features,)).copy())
+        alpha = _check_weight_concentration(self.weight_concentration, n_components)
+        out = [_check_per_feature(name, getattr(self, name), n_features)
+               for name in ("rate_shape", "rate_rate")]
         return PoissonMixturePrior(alpha, *out)
 
     def log_prob(self, params):
@@ -293,7 +278,47 @@ class PoissonMixturePrior:
         )
 
 
+
 def _unpack(params, names):
     if isinstance(params, dict):
         return tuple(jnp.asarray(params[n]) for n in names)
     return tuple(jnp.asarray(getattr(params, n)) for n in names)
+
+
+def _check_weight_concentration(value, n_components):
+    alpha = np.asarray(value, dtype=float)
+    if alpha.ndim not in (0, 1) or (alpha.ndim == 1 and alpha.shape != (n_components,)):
+        raise ValueError(f"weight_concentration must be a scalar or shape ({n_components},), "
+                         f"got shape {alpha.shape}")
+    if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+        raise ValueError("weight_concentration must be finite and > 0")
+    return alpha
+
+
+def _check_per_feature(name, value, n_features):
+    """A positive hyper-parameter given as a scalar or one value per feature -> (D,)."""
+    v = np.asarray(value, dtype=float)
+    if v.ndim not in (0, 1) or (v.ndim == 1 and v.shape != (n_features,)):
+        raise ValueError(f"{name} must be a scalar or shape ({n_features},), "
+                         f"got shape {v.shape}")
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        raise ValueError(f"{name} must be finite and > 0")
+    return np.broadcast_to(v, (n_features,)).copy()
+
+
+def resolve_prior(prior, prior_class, make_default):
+    """The one reading of a ``prior`` argument: None (maximum likelihood) -> None;
+    "default" -> ``make_default()`` (the family's data-dependent default); an instance of
+    ``prior_class`` -> itself. Anything else raises ValueError naming the choices. The result
+    is not yet validated against the data's shape (``prior.validate(D, K)``)."""
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        if prior != "default":
+            raise ValueError(f"prior must be None, 'default' or a {prior_class.__name__}, "
+                             f"got {prior!r}")
+        return make_default()
+    if not isinstance(prior, prior_class):
+        raise ValueError(f"prior must be None, 'default' or a {prior_class.__name__}, "
+                         f"got {prior!r}")
+    return prior

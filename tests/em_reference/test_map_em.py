@@ -91,7 +91,7 @@ def test_poisson_map_m_step_is_stationary(n_features):
     q = _random_resp(len(x), rng)
     prior = PoissonMixturePrior(np.array([1.5, 2.0, 5.0]), np.linspace(2.0, 3.0, n_features),
                                 np.linspace(0.5, 1.0, n_features))
-    stats = poisson.PoissonFamily().sufficient_stats(x, q)
+    stats = poisson.stats_from_moments(q.T @ poisson.features(x))
     theta = poisson.m_step(stats, prior)
 
     def objective(weights, rates):
