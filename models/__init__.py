@@ -3,6 +3,7 @@
 import em_reference.config  # noqa: F401  (first: sets float64 before any JAX array exists)
 
 from models.assignments import hard_assignments, responsibilities
+from models.bernoulli_mixture import bernoulli_mixture
 from models.map_fit import fit_map
 from models.gaussian_mixture import gaussian_mixture
 from models.nuts_fit import fit_nuts

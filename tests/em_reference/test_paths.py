@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from em_reference import GaussianMixtureEM, PoissonMixtureEM
+from em_reference import BernoulliMixtureEM, GaussianMixtureEM, PoissonMixtureEM
 
 TOL = 1e-10
 N, N_ITER = 157, 12
@@ -37,6 +37,14 @@ def poisson_problem(seed=0):
     return x, dict(weights_init=[0.3, 0.3, 0.4], rates_init=[[2.0, 5.0], [5.0, 3.0], [9.0, 9.0]])
 
 
+def bernoulli_problem(seed=0):
+    rng = np.random.default_rng(seed)
+    probs = np.array([[0.9, 0.8, 0.1, 0.1, 0.5], [0.1, 0.2, 0.9, 0.7, 0.5],
+                      [0.5, 0.5, 0.5, 0.9, 0.05]])
+    x = (rng.uniform(size=(N, 5)) < probs[rng.integers(3, size=N)]).astype(float)
+    return x, dict(weights_init=[0.3, 0.3, 0.4], probs_init=np.clip(probs + 0.05, 0.1, 0.9))
+
+
 def weights(seed=1):
     w = np.random.default_rng(seed).integers(0, 4, size=N).astype(float)
     w[:3] = 1.0
@@ -48,7 +56,7 @@ def fitted(make, X, algorithm, sample_weight=None, **fit_kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tol=0: ConvergenceWarning by design
         est.fit(X, sample_weight=sample_weight, **fit_kwargs)
-    names = ("weights_", "means_", "covariances_", "rates_", "lower_bounds_")
+    names = ("weights_", "means_", "covariances_", "rates_", "probs_", "lower_bounds_")
     return {name: np.asarray(getattr(est, name)) for name in names if hasattr(est, name)}
 
 
@@ -91,7 +99,21 @@ def test_poisson_textbook_equals_fast(prior, hard):
     assert_same(fitted(make, x, "fast", w, chunk_size=16), ref)
 
 
-@pytest.mark.parametrize("family", ["gaussian full", "gaussian diag", "poisson"])
+@pytest.mark.parametrize("prior, hard", [(None, False), ("default", False), (None, True)])
+def test_bernoulli_textbook_equals_fast(prior, hard):
+    x, init = bernoulli_problem()
+    w = weights()
+
+    def make(algorithm):
+        return BernoulliMixtureEM(3, prior=prior, tol=0.0, max_iter=N_ITER, algorithm=algorithm,
+                                  assignment="hard" if hard else "soft", **init)
+
+    ref = fitted(make, x, "textbook", w)
+    assert_same(fitted(make, x, "fast", w), ref)
+    assert_same(fitted(make, x, "fast", w, chunk_size=16), ref)
+
+
+@pytest.mark.parametrize("family", ["gaussian full", "gaussian diag", "poisson", "bernoulli"])
 def test_restarts_textbook_equal_fast(family):
     """n_init=4 from seeded random starts: the textbook path vmaps its E-step, the fast kernel
     runs the 4 restarts in one product per chunk; the initial M-steps (from the same random
@@ -102,6 +124,13 @@ def test_restarts_textbook_equal_fast(family):
         def make(algorithm):
             return PoissonMixtureEM(3, prior="default", tol=0.0, max_iter=N_ITER, n_init=4,
                                     init_params="random", random_state=3, algorithm=algorithm)
+    elif family == "bernoulli":
+        X, _ = bernoulli_problem()
+
+        def make(algorithm):
+            return BernoulliMixtureEM(3, prior="default", tol=0.0, max_iter=N_ITER, n_init=4,
+                                      init_params="random", random_state=3,
+                                      algorithm=algorithm)
     else:
         ct = family.split()[1]
         X, _ = gaussian_problem(ct)
