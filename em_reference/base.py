@@ -168,6 +168,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
         self.converged_ = bool(state.converged[best])
         self.lower_bounds_ = np.asarray(state.trace[best, : self.n_iter_ + 1], np.float64)
         self.lower_bound_ = float(finals[best])
+        self.log_likelihood_ = float(state.log_likelihood[best])
         if bool(state.failed[best]):
             warnings.warn(f"EM stopped at iteration {self.n_iter_}: the next update was not "
                           "finite; the last finite parameters are kept.", RuntimeWarning,

@@ -21,7 +21,8 @@ class BernoulliMixtureEM(MixtureEM):
     (em_reference.bernoulli.MIN_PROB = 1e-10): a pixel a component never saw on would
     otherwise make every later image with that pixel on impossible (log-likelihood -inf).
     Fitted attributes: weights_ (K,), probs_ (K, D), converged_, n_iter_, lower_bound_
-    (total log-likelihood, + log prior for MAP-EM), lower_bounds_, prior_. Other parameters
+    (total log-likelihood, + log prior for MAP-EM), lower_bounds_,
+    log_likelihood_ (the total log-likelihood alone), prior_. Other parameters
     as GaussianMixtureEM (probs_init (K, D) in (0, 1) instead of means / precisions).
     """
 

@@ -49,6 +49,14 @@ class MixtureFamily(Protocol):
     def log_prior(self, params, prior) -> jax.Array:
         """log p(theta), a normalised density over exactly these parameters."""
 
+    def log_regulariser(self, params) -> jax.Array:
+        """(K,) added to the log joint inside EM only (not by predict / score): the term that
+        makes a regularised M-step the exact maximiser of EM's objective (Gaussian
+        reg_covar: -reg_covar tr(Sigma_k^-1) / 2); zeros for the other families."""
+
+    def unregularised(self):
+        """The same family without that term (its E-step objective is the log-likelihood)."""
+
     # ---- the M-step (textbook: from responsibilities)
     def component_m_step(self, X, weighted_resp, nk, prior) -> dict:
         """The component parameters maximising sum_nk w_n r_nk log p(x_n | theta_k)
@@ -67,6 +75,10 @@ class MixtureFamily(Protocol):
 
     def natural_parameters(self, params) -> jax.Array:
         """eta (F, K) with log pi_k + log p(x | theta_k) = T(x) @ eta[:, k]."""
+
+    def em_natural_parameters(self, params) -> jax.Array:
+        """``natural_parameters`` with ``log_regulariser`` in the constant row: EM's log
+        joint in the features."""
 
     def component_m_step_from_moments(self, moments, nk, prior) -> dict:
         """``component_m_step`` read from the moments (K, F) = sum_n w_n r_nk T(x_n)."""
@@ -139,6 +151,15 @@ class FamilyBase:
     def log_prior(self, params, prior):
         return prior.log_prob(params)
 
+    def log_regulariser(self, params):
+        return jnp.zeros_like(params.weights)
+
+    def unregularised(self):
+        return self
+
+    def em_natural_parameters(self, params):
+        return self.natural_parameters(params).at[0].add(self.log_regulariser(params))
+
     def m_step(self, X, weighted_resp, old, prior):
         nk = jnp.sum(weighted_resp, axis=0)
         comps = self.component_m_step(X, weighted_resp, nk + nk_guard(nk.dtype), prior)
@@ -161,7 +182,7 @@ class FamilyBase:
         return True
 
     def prepare(self, params):
-        return self.natural_parameters(params)
+        return self.em_natural_parameters(params)
 
     def block_log_joint(self, feats, prepared):
         return feats @ prepared

@@ -145,54 +145,55 @@ def scatter(X, weighted_resp, means, covariance_type):
 
 def covariance_update(nk, scatter_about_means, means, covariance_type, reg_covar, prior):
     """The covariances maximising the expected complete-data log joint, given the new means
-    and the scatter C_k about them.
+    and the scatter C_k about them, with the regulariser r = reg_covar counted as EM's
+    objective counts it (``log_regulariser``: each point's log density is penalised by
+    r tr(Sigma_k^-1) / 2, the expected Mahalanobis term of an isotropic N(0, r I) jitter),
+    so that r N_k I joins the scatter.
 
-    MLE: Sigma_k = C_k / N_k (+ reg_covar), as scikit-learn. With the prior of
-    em_reference.priors (alpha, m0, kappa0, nu0, Psi0) and d_k = mu_k - m0:
-      full:   Sigma_k = (Psi0 + C_k + kappa0 d_k d_k^T) / (N_k + nu0 + D + 2)
-      tied:   Sigma   = (Psi0 + sum_k [C_k + kappa0 d_k d_k^T]) / (N + K + nu0 + D + 1)
-      diag:   var_kd  = (Psi0_d + C_kd + kappa0 d_kd^2) / (N_k + nu0 + 3)
-      sph.:   var_k   = (Psi0 + tr C_k + kappa0 ||d_k||^2) / (D N_k + D + nu0 + 2)
+    MLE: Sigma_k = (C_k + r N_k I) / N_k = C_k / N_k + r I, scikit-learn's update. With the
+    prior of em_reference.priors (alpha, m0, kappa0, nu0, Psi0) and d_k = mu_k - m0:
+      full:   Sigma_k = (Psi0 + C_k + kappa0 d_k d_k^T + r N_k I) / (N_k + nu0 + D + 2)
+      tied:   Sigma   = (Psi0 + sum_k [C_k + kappa0 d_k d_k^T] + r N I) / (N + K + nu0 + D + 1)
+      diag:   var_kd  = (Psi0_d + C_kd + kappa0 d_kd^2 + r N_k) / (N_k + nu0 + 3)
+      sph.:   var_k   = (Psi0 + tr C_k + kappa0 ||d_k||^2 + r D N_k) / (D N_k + D + nu0 + 2)
     """
     k, d = means.shape
     c = scatter_about_means
+    r = reg_covar
     if covariance_type == "full":
         if prior is None:
-            cov = c / nk[:, None, None]
+            cov = c / nk[:, None, None] + r * jnp.eye(d, dtype=c.dtype)
         else:
             dm = means - prior.mean_prior
             cov = (prior.covariance_prior + c
-                   + prior.mean_precision * dm[:, :, None] * dm[:, None, :]) / (
+                   + prior.mean_precision * dm[:, :, None] * dm[:, None, :]
+                   + r * nk[:, None, None] * jnp.eye(d, dtype=c.dtype)) / (
                 nk + prior.degrees_of_freedom + d + 2.0)[:, None, None]
-        cov = cov + reg_covar * jnp.eye(d, dtype=cov.dtype)
         return 0.5 * (cov + jnp.swapaxes(cov, 1, 2))
     if covariance_type == "tied":
         n_total = jnp.sum(nk)
         if prior is None:
-            cov = c / n_total
+            cov = c / n_total + r * jnp.eye(d, dtype=c.dtype)
         else:
             dm = means - prior.mean_prior
-            cov = (prior.covariance_prior + c + prior.mean_precision * dm.T @ dm) / (
+            cov = (prior.covariance_prior + c + prior.mean_precision * dm.T @ dm
+                   + r * n_total * jnp.eye(d, dtype=c.dtype)) / (
                 n_total + k + prior.degrees_of_freedom + d + 1.0)
-        cov = cov + reg_covar * jnp.eye(d, dtype=cov.dtype)
         return 0.5 * (cov + cov.T)
+    # moments expanded about the mean can round a scatter below zero (a constant column)
+    c = jnp.maximum(c, 0.0)
     if covariance_type == "diag":
         if prior is None:
-            cov = c / nk[:, None]
-        else:
-            dm = means - prior.mean_prior
-            cov = (prior.covariance_prior + c + prior.mean_precision * dm**2) / (
-                nk + prior.degrees_of_freedom + 3.0)[:, None]
-    else:
-        if prior is None:
-            cov = jnp.mean(c / nk[:, None], axis=1)
-        else:
-            dm = means - prior.mean_prior
-            cov = (prior.covariance_prior + jnp.sum(c, axis=1)
-                   + prior.mean_precision * jnp.sum(dm**2, axis=1)) / (
-                d * nk + d + prior.degrees_of_freedom + 2.0)
-    # moments expanded about the mean can round a variance below zero (a constant column)
-    return jnp.maximum(cov, 0.0) + reg_covar
+            return c / nk[:, None] + r
+        dm = means - prior.mean_prior
+        return (prior.covariance_prior + c + prior.mean_precision * dm**2 + r * nk[:, None]) / (
+            nk + prior.degrees_of_freedom + 3.0)[:, None]
+    if prior is None:
+        return jnp.mean(c / nk[:, None], axis=1) + r
+    dm = means - prior.mean_prior
+    return (prior.covariance_prior + jnp.sum(c, axis=1)
+            + prior.mean_precision * jnp.sum(dm**2, axis=1) + r * d * nk) / (
+        d * nk + d + prior.degrees_of_freedom + 2.0)
 
 
 # ------------------------------------------------------------------ raw moments (fast kernel)
@@ -348,6 +349,30 @@ class GaussianFamily(FamilyBase):
                              f"got {self.covariance_type!r}")
 
     # ---- the textbook path
+    def log_regulariser(self, params):
+        """-reg_covar tr(Sigma_k^-1) / 2 per component: with it in EM's log joint, the M-step
+        Sigma_k = C_k / N_k + reg_covar I (scikit-learn's) is the exact maximiser of EM's
+        objective, which then never decreases; it is sum_n log sum_k pi_k N(x_n | mu_k,
+        Sigma_k) exp(-reg_covar tr(Sigma_k^-1) / 2), a lower bound on the log-likelihood equal
+        to it at reg_covar = 0."""
+        if self.reg_covar == 0.0:
+            return jnp.zeros_like(params.weights)
+        k = params.weights.shape[0]
+        pc = precisions_cholesky(params.covariances, self.covariance_type)
+        d = params.means.shape[1]
+        if self.covariance_type == "full":
+            trace = jnp.sum(pc**2, axis=(1, 2))
+        elif self.covariance_type == "tied":
+            trace = jnp.full(k, jnp.sum(pc**2))
+        elif self.covariance_type == "diag":
+            trace = jnp.sum(pc**2, axis=1)
+        else:
+            trace = d * pc**2
+        return -0.5 * self.reg_covar * trace
+
+    def unregularised(self):
+        return dataclasses.replace(self, reg_covar=0.0)
+
     def log_component_densities(self, X, params):
         prec_chol = precisions_cholesky(params.covariances, self.covariance_type)
         return log_gaussian_prob(X, params.means, prec_chol, self.covariance_type)
@@ -382,8 +407,8 @@ class GaussianFamily(FamilyBase):
 
     def prepare(self, params):
         if self.linear_log_joint(params.means.dtype):
-            return natural_parameters(params, self.covariance_type)
-        return (jnp.log(params.weights), params.means,
+            return self.em_natural_parameters(params)
+        return (jnp.log(params.weights) + self.log_regulariser(params), params.means,
                 precisions_cholesky(params.covariances, self.covariance_type))
 
     def block_log_joint(self, feats, prepared):

@@ -19,7 +19,15 @@ _precisions_cholesky = jax.jit(precisions_cholesky, static_argnames="covariance_
 class GaussianMixtureEM(MixtureEM):
     """Gaussian mixture fitted by EM (MLE), MAP-EM (``prior``) or hard/classification EM.
 
-    Parameters follow sklearn.mixture.GaussianMixture, plus:
+    Parameters follow sklearn.mixture.GaussianMixture, plus (or differing):
+    reg_covar : r >= 0 (default 1e-6), added to every covariance's diagonal by the M-step, as
+        in scikit-learn. EM's objective counts it (em_reference.gaussian.GaussianFamily.
+        log_regulariser): each component's log density inside EM is penalised by
+        r tr(Sigma_k^-1) / 2, which makes Sigma_k = C_k / N_k + r I the exact maximiser, so
+        lower_bound_ never decreases; lower_bound_ is then sum_n log sum_k pi_k
+        N(x_n | mu_k, Sigma_k) exp(-r tr(Sigma_k^-1) / 2) (+ log prior), a lower bound on the
+        log-likelihood (log_likelihood_ gives the log-likelihood itself). With a prior the
+        same term adds r N_k I to the MAP update's scatter.
     prior : None | "default" | GaussianMixturePrior. None: maximum likelihood. "default":
         GaussianMixturePrior.default(X, K, covariance_type) (Fraley & Raftery 2007). The
         M-step then maximises E_q[log p(X, Z | theta)] + log p(theta).
@@ -38,9 +46,11 @@ class GaussianMixtureEM(MixtureEM):
 
     Fitted attributes: weights_ (K,), means_ (K, D), covariances_ and precisions_cholesky_
     (full (K, D, D), tied (D, D), diag (K, D), spherical (K,)), precisions_, converged_,
-    n_iter_, lower_bound_ (objective at the returned parameters: total log-likelihood for the
-    MLE, total log joint = log-likelihood + log prior for MAP-EM), lower_bounds_ (that
-    objective per iteration, the last entry at the returned parameters), prior_.
+    n_iter_, lower_bound_ (EM's objective at the returned parameters: the total
+    log-likelihood for the MLE with reg_covar=0, its regularised lower bound otherwise, plus
+    the log prior for MAP-EM), lower_bounds_ (that objective per iteration, the last entry at
+    the returned parameters), log_likelihood_ (the total log-likelihood at the returned
+    parameters, all constants, no prior, no regulariser), prior_.
     tol applies to the change of the objective per sample (scikit-learn's convention).
     """
 

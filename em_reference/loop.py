@@ -27,7 +27,9 @@ from em_reference import config  # noqa: F401  (float64)
 class EMState(NamedTuple):
     """params: current parameters; objective: objective at the params of the previous
     iteration (-inf before the first); n_iter: M-steps done; converged / failed flags;
-    trace (max_iter + 1,): objective per iteration, -inf where not reached."""
+    trace (max_iter + 1,): objective per iteration, -inf where not reached; log_likelihood:
+    after the loop, the log-likelihood at the returned parameters (no prior, no
+    regulariser; nan before)."""
 
     params: Any
     objective: jax.Array
@@ -35,6 +37,7 @@ class EMState(NamedTuple):
     converged: jax.Array
     failed: jax.Array
     trace: jax.Array
+    log_likelihood: jax.Array
 
 
 def evaluate(engine, data, params, prior):
@@ -55,7 +58,7 @@ def em_init(params, max_iter):
     dtype = jax.tree.leaves(params)[0].dtype
     return EMState(params, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0, jnp.int32),
                    jnp.asarray(False), jnp.asarray(False),
-                   jnp.full(max_iter + 1, -jnp.inf, dtype))
+                   jnp.full(max_iter + 1, -jnp.inf, dtype), jnp.asarray(jnp.nan, dtype))
 
 
 def all_finite(tree):
@@ -74,8 +77,9 @@ def em_step(state, data, engine, prior, tol, n_total):
     finite = jnp.isfinite(value) & all_finite(new_params)
     converged = finite & (jnp.abs(value - state.objective) < tol * n_total)
     params = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_params, state.params)
-    return EMState(params, value, state.n_iter + 1, converged, ~finite,
-                   state.trace.at[state.n_iter].set(value))
+    return state._replace(params=params, objective=value, n_iter=state.n_iter + 1,
+                          converged=converged, failed=~finite,
+                          trace=state.trace.at[state.n_iter].set(value))
 
 
 @partial(jax.jit, static_argnames=("engine", "max_iter"))
@@ -99,6 +103,7 @@ def fit_em(init_params, data, prior, tol, *, engine, max_iter):
 
         state = jax.lax.while_loop(cond, body, em_init(params, max_iter))
         final = objective(engine, data, state.params, prior)
-        return state._replace(objective=final, trace=state.trace.at[state.n_iter].set(final))
+        return state._replace(objective=final, trace=state.trace.at[state.n_iter].set(final),
+                              log_likelihood=engine.log_likelihood(data, state.params))
 
     return jax.vmap(run_one)(init_params)

@@ -16,7 +16,8 @@ class PoissonMixtureEM(MixtureEM):
     X: counts (N,) or (N, D), non-negative integers. prior: None | "default" |
     PoissonMixturePrior (Dirichlet on weights, Gamma on rates). Fitted attributes: weights_
     (K,), rates_ (K, D), converged_, n_iter_, lower_bound_ (total log-likelihood with the
-    log x! terms, + log prior for MAP-EM), lower_bounds_, prior_. Other parameters as
+    log x! terms, + log prior for MAP-EM), lower_bounds_,
+    log_likelihood_ (the total log-likelihood alone), prior_. Other parameters as
     GaussianMixtureEM.
     """
 

@@ -1,6 +1,6 @@
 """EM as the textbook writes it (Bishop, PRML sec. 9.2.2 and 9.3), for any family.
 
-    E-step:  log_joint[n, k] = log pi_k + log p(x_n | theta_k)            (N, K)
+    E-step:  log_joint[n, k] = log pi_k + log p(x_n | theta_k) (+ r_k)     (N, K)
              log p(x_n | theta) = log sum_k exp log_joint[n, k]             (N,)
              gamma(z_nk) = exp(log_joint[n, k] - log p(x_n | theta))         responsibilities
     M-step:  theta = argmax_theta sum_nk gamma(z_nk) log p(x_n, z_n = k | theta) (+ log p(theta))
@@ -8,8 +8,10 @@
 
 with frequency weights w_n multiplying every sum over n. The family supplies log p(x | theta_k)
 and the M-step (em_reference.family); this module and em_reference.loop (the iteration) are
-the whole algorithm. The fast kernel (em_reference.fast) computes the same E-step and M-step
-in another order of operations; the tests prove the two equal.
+the whole algorithm. r_k = ``family.log_regulariser`` is zero except for a regularised M-step
+(Gaussian reg_covar), whose objective it is: with it the M-step is the exact maximiser and
+the objective never decreases. The fast kernel (em_reference.fast) computes the same E-step
+and M-step in another order of operations; the tests prove the two equal.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ def e_step(X, sample_weight, params, family, hard=False):
     """Responsibilities at params and the objective they come with.
 
     X (N, D), sample_weight (N,). Returns (objective, weighted responsibilities (N, K) =
-    w_n gamma(z_nk)). Soft EM: objective = sum_n w_n log p(x_n | theta), the log-likelihood.
+    w_n gamma(z_nk)). Soft EM: objective = sum_n w_n log sum_k exp(log_joint[n, k]), the
+    log-likelihood when the family has no regulariser (a lower bound on it otherwise).
     Hard (classification) EM: every point goes to its most probable component and
     objective = sum_n w_n max_k log p(x_n, z_n = k | theta).
     """
-    log_joint = family.log_joint(X, params)
+    log_joint = family.log_joint(X, params) + family.log_regulariser(params)[None, :]
     if hard:
         per_sample = jnp.max(log_joint, axis=1)
         resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), log_joint.shape[1],
@@ -51,8 +54,8 @@ def m_step(X, weighted_resp, params, family, prior):
 
 
 def log_likelihood(X, sample_weight, params, family):
-    """sum_n w_n log p(x_n | theta), all constants included."""
-    return e_step(X, sample_weight, params, family)[0]
+    """sum_n w_n log p(x_n | theta), all constants included (no regulariser)."""
+    return e_step(X, sample_weight, params, family.unregularised())[0]
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ class TextbookEngine:
 
     def m_step(self, data, payload, old, prior):
         return m_step(data[0], payload, old, self.family, prior)
+
+    def log_likelihood(self, data, params):
+        """sum_n w_n log p(x_n | theta) (soft, no regulariser) at params."""
+        X, w = data
+        return e_step(X, w, params, self.family.unregularised())[0]
 
     def initial_m_step(self, data, weighted_resp):
         """The MLE M-step from given (initial) responsibilities (N, K) times weights."""

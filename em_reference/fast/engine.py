@@ -48,6 +48,11 @@ class FastEngine:
     def m_step(self, data, moments, old, prior):
         return self.family.m_step_from_moments(moments, old, prior)
 
+    def log_likelihood(self, data, params):
+        """sum_n w_n log p(x_n | theta) (soft, no regulariser) at params."""
+        return kernel.e_pass(*data, params, self.family.unregularised(), False,
+                             self.cache_features)[0]
+
     def initial_m_step(self, data, weighted_resp):
         """The MLE M-step from given responsibilities times weights, laid out like the data
         (raw rows, not features: called before ``prepare``)."""
