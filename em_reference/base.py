@@ -5,6 +5,7 @@ restarts, warnings, scoring) is here."""
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from functools import partial
 
@@ -21,7 +22,7 @@ from em_reference import elbo as elbo_lib
 from em_reference.fast import layout
 from em_reference.fast.engine import FastEngine
 from em_reference.initialization import INIT_METHODS, initial_responsibilities
-from em_reference.loop import fit_em
+from em_reference.loop import ACCELERATIONS, fit_em
 from em_reference.priors import resolve_prior
 from em_reference.textbook import TextbookEngine
 from em_reference.validation import (as_2d_samples, check_choice, check_float, check_int,
@@ -36,12 +37,63 @@ def _log_joint(X, params, family):
 
 
 @partial(jax.jit, static_argnames="engine")
+def _gradient(engine, data, params, prior, scale):
+    return engine.gradient(data, params, None, prior, scale)
+
+
+@partial(jax.jit, static_argnames="engine")
 def _initial_m_step(data, weighted_resp, engine):
     return engine.initial_m_step(data, weighted_resp)
 
 
 class MixtureEM(DensityMixin, BaseEstimator):
-    """Shared fit/predict logic. A subclass defines:
+    """Shared fit/predict logic of the EM estimators (GaussianMixtureEM, PoissonMixtureEM,
+    BernoulliMixtureEM). Their common parameters:
+
+    n_components : K >= 1.
+    tol : >= 0 (default 1e-10). EM stops when Aitken's estimate of how much the objective can
+        still gain (em_reference.loop: Boehning et al. 1994, McNicholas et al. 2010) is below
+        tol per unit of sample weight AND the certificate below holds. tol = 0 never stops
+        early (a fixed number of iterations, for benchmarks). This is not scikit-learn's
+        tol (a change per iteration): slow EM makes tiny changes far from its optimum.
+    cert_tol : None (default: sqrt of the dtype's machine epsilon, 1.5e-8 in float64,
+        3.5e-4 in float32) or a number > 0. The certificate: the norm of the gradient of the
+        objective with respect to the unconstrained parameters (log weights, log-Cholesky
+        covariances in units of the data's spread, means in those units, log rates, logit
+        probabilities), per unit of sample weight, must be at most cert_tol at the stopping
+        point and at the returned one; gradient_norm_ is its value at the returned point.
+    max_iter : >= 1 (default 10,000): the most E-steps (passes over the data).
+    n_init : restarts (run in parallel); the best objective wins.
+    init_params : "kmeans" | "k-means++" | "random_from_data" | "random", as scikit-learn.
+    prior : None (maximum likelihood) | "default" (the family's weakly informative prior) |
+        a prior object; MAP-EM then maximises log-likelihood + log prior.
+    assignment : "soft" (EM) | "hard" (classification EM: objective sum_n max_k
+        log p(x_n, z_n = k); stops at a fixed point of its assignment step).
+    fixed_params : parameter names the M-step leaves at their initial values.
+    acceleration : None (default: plain EM) | "squarem" (Varadhan & Roland 2008, SqS3 with
+        the monotone safeguard; soft EM only): the same optimum in far fewer E-steps where EM
+        is slow; n_iter_ still counts E-steps.
+    algorithm : "auto" (default) | "textbook" | "fast". "textbook" runs EM as written
+        (em_reference.textbook: the (N, K) log joint, responsibilities, the M-step from
+        them); "fast" the exponential-family kernel (em_reference.fast: chunked, restarts in
+        one product); "auto" the textbook path for small single-restart problems
+        (N * K <= tuning.TEXTBOOK_MAX_VALUES, no chunk_size / devices), the kernel otherwise.
+        The two agree to rounding (tests/em_reference/test_paths.py).
+    dtype : "float64" (default) | "float32".
+    random_state : seeds the initialisation.
+
+    The defaults are research defaults: every fit either reaches a certified optimum or says
+    (ConvergenceWarning) which criterion it missed. Fitted attributes: lower_bound_ (EM's
+    objective at the returned parameters: log-likelihood, with the family's regulariser if
+    any, + log prior for MAP-EM; classification log-likelihood for hard EM), lower_bounds_
+    (after each E-step, the objective of the best point so far; the last entry at the
+    returned parameters), log_likelihood_ (the log-likelihood alone there), converged_
+    (True only at a certified optimum: the stopping rule held and gradient_norm_ <= cert_tol;
+    hard EM: a fixed point), gradient_norm_ (nan for hard EM), distance_to_optimum_ (the
+    Aitken estimate per sample at the last check; inf when it was not defined), n_iter_
+    (E-steps), prior_.
+
+    A subclass defines:
 
     _family()                      -> the em_reference.family.MixtureFamily it fits
     _validate_family_params()      extra hyper-parameter checks
@@ -56,12 +108,22 @@ class MixtureEM(DensityMixin, BaseEstimator):
     def _validate_common_params(self):
         check_int("n_components", self.n_components, 1)
         check_float("tol", self.tol, 0.0)
+        if self.cert_tol is not None:
+            ok = (isinstance(self.cert_tol, numbers.Real) and not isinstance(self.cert_tol, bool)
+                  and np.isfinite(self.cert_tol) and self.cert_tol > 0)
+            if not ok:
+                raise ValueError("cert_tol must be None (the square root of the dtype's machine "
+                                 f"epsilon) or a finite number > 0, got {self.cert_tol!r}")
         check_int("max_iter", self.max_iter, 1)
+        check_choice("acceleration", self.acceleration, ACCELERATIONS)
         check_int("n_init", self.n_init, 1)
         check_choice("init_params", self.init_params, INIT_METHODS)
         check_choice("assignment", self.assignment, ("soft", "hard"))
         check_choice("dtype", self.dtype, ("float64", "float32"))
         check_choice("algorithm", self.algorithm, ALGORITHMS)
+        if self.acceleration is not None and self.assignment == "hard":
+            raise ValueError(f"acceleration={self.acceleration!r} extrapolates soft EM's smooth "
+                             "map; hard EM (assignment='hard') takes acceleration=None")
         fixed = tuple(self.fixed_params or ())
         for name in fixed:
             check_choice("fixed_params entry", name, tuple(self._family().params_class._fields))
@@ -146,14 +208,25 @@ class MixtureEM(DensityMixin, BaseEstimator):
             resp_layout = lambda resp: layout.chunks_like(resp, data[0])  # noqa: E731
         # initial responsibilities (k-means, seed points) do not depend on where the origin is
         init = self._initial_params(X, w, data, engine, resp_layout)
+        self._cert_tol = self._default_cert_tol(dtype) if self.cert_tol is None else self.cert_tol
+        # the unit of the unconstrained locations (SQUAREM's steps, the certificate)
+        self._scale = family.data_scale(X, w)
         state = jax.device_get(fit_em(
             cast(init), data, None if prior is None else cast(prior),
-            jnp.asarray(self.tol, dtype), engine=engine, max_iter=self.max_iter))
-        self._store_fit(state, family)
+            jnp.asarray(self.tol, dtype), jnp.asarray(self._cert_tol, dtype),
+            self._scale, engine=engine, max_iter=self.max_iter,
+            acceleration=self.acceleration))
+        self._store_fit(state, family, hard)
         return self
 
-    def _store_fit(self, state, family):
-        """The best restart's parameters, objective and flags as fitted attributes."""
+    @staticmethod
+    def _default_cert_tol(dtype):
+        """cert_tol=None: sqrt(machine epsilon), 1.5e-8 in float64 and 3.5e-4 in float32, the
+        gradient (per sample) that rounding in the E-step's sums still resolves."""
+        return float(np.sqrt(np.finfo(dtype).eps))
+
+    def _store_fit(self, state, family, hard):
+        """The best restart's parameters, objective, certificate and flags as attributes."""
         finals = np.array([state.trace[i, state.n_iter[i]] for i in range(self.n_init)])
         if not np.any(np.isfinite(finals)):
             raise FloatingPointError(
@@ -165,17 +238,36 @@ class MixtureEM(DensityMixin, BaseEstimator):
                                        for leaf in state.params))
         self._store(params if self._center is None else family.translate(params, self._center))
         self.n_iter_ = int(state.n_iter[best])
-        self.converged_ = bool(state.converged[best])
         self.lower_bounds_ = np.asarray(state.trace[best, : self.n_iter_ + 1], np.float64)
         self.lower_bound_ = float(finals[best])
         self.log_likelihood_ = float(state.log_likelihood[best])
+        self.gradient_norm_ = float(state.grad_norm[best])
+        self.distance_to_optimum_ = float(state.distance[best])
+        # the loop stopped on its rule at the last point it checked; the certificate is then
+        # re-evaluated at the point returned (one M-step further)
+        certified = hard or self.gradient_norm_ <= self._cert_tol
+        self.converged_ = bool(state.converged[best]) and certified
         if bool(state.failed[best]):
-            warnings.warn(f"EM stopped at iteration {self.n_iter_}: the next update was not "
+            warnings.warn(f"EM stopped after {self.n_iter_} E-steps: the next update was not "
                           "finite; the last finite parameters are kept.", RuntimeWarning,
                           stacklevel=tuning.WARN_AT_CALLER + 1)
+        elif bool(state.converged[best]) and not certified:
+            warnings.warn(f"EM's stopping rule held after {self.n_iter_} E-steps, but the "
+                          f"gradient norm at the returned point is {self.gradient_norm_:.3g} "
+                          f"per sample (cert_tol={self._cert_tol:.3g}): not certified.",
+                          ConvergenceWarning, stacklevel=tuning.WARN_AT_CALLER + 1)
         elif not self.converged_:
-            warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations "
-                          f"(tol={self.tol}); increase max_iter or tol.", ConvergenceWarning,
+            if hard:
+                reason = "no fixed point of the assignment step was reached"
+            else:
+                reason = (f"the estimated distance to the optimum is "
+                          f"{self.distance_to_optimum_:.3g} per sample (tol={self.tol:g}) and "
+                          f"the gradient norm at the returned point {self.gradient_norm_:.3g} "
+                          f"per sample (cert_tol={self._cert_tol:.3g})")
+            warnings.warn(f"EM did not reach a certified optimum in max_iter={self.max_iter} "
+                          f"E-steps: {reason}; increase max_iter"
+                          + ("" if hard or self.acceleration else
+                             " or use acceleration='squarem'") + ".", ConvergenceWarning,
                           stacklevel=tuning.WARN_AT_CALLER + 1)
 
     def _validate_prior(self, prior, n_features, n_components):
@@ -202,6 +294,29 @@ class MixtureEM(DensityMixin, BaseEstimator):
         return jax.tree.map(lambda *leaves: np.stack(leaves), *batch)
 
     # ------------------------------------------------------------------ inference
+    def certificate(self, X, sample_weight=None):
+        """The certificate at the current parameters on data X: the norm of the gradient of
+        EM's objective (log-likelihood with the family's regulariser, + log prior with a
+        prior) with respect to the unconstrained parameters, per unit of sample weight, by
+        automatic differentiation through the textbook E-step (the fit's gradient_norm_ is
+        this on the training data; converged_ needs it <= cert_tol). Soft EM's objective."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        w = check_sample_weight(sample_weight, X.shape[0])
+        family, params = self._family(), self._params()
+        prior = getattr(self, "prior_", None)
+        center = getattr(self, "_center", None)
+        if center is not None:
+            X = X - center
+            params = family.translate(params, -center)
+            prior = None if prior is None else family.translate(prior, -center)
+        scale = getattr(self, "_scale", None)
+        grad = _gradient(TextbookEngine(family), (jnp.asarray(X), jnp.asarray(w)), params,
+                         prior, jnp.asarray(family.data_scale(X, w) if scale is None else scale))
+        return float(np.sqrt(sum(np.sum(np.asarray(getattr(grad, name)) ** 2)
+                                 for name in params._fields if name not in family.fixed))
+                     / np.sum(w))
+
     def log_joint_matrix(self, X):
         """log p(x_n, z_n = k | theta) = log pi_k + log p(x_n | theta_k): (N, K)."""
         check_is_fitted(self)

@@ -20,16 +20,17 @@ class BernoulliMixtureEM(MixtureEM):
     The maximum-likelihood probabilities are kept in [MIN_PROB, 1 - MIN_PROB]
     (em_reference.bernoulli.MIN_PROB = 1e-10): a pixel a component never saw on would
     otherwise make every later image with that pixel on impossible (log-likelihood -inf).
-    Fitted attributes: weights_ (K,), probs_ (K, D), converged_, n_iter_, lower_bound_
-    (total log-likelihood, + log prior for MAP-EM), lower_bounds_,
-    log_likelihood_ (the total log-likelihood alone), prior_. Other parameters
-    as GaussianMixtureEM (probs_init (K, D) in (0, 1) instead of means / precisions).
+    probs_init (K, D) in (0, 1), weights_init (K,): a start. The common parameters (tol,
+    cert_tol, max_iter, acceleration, algorithm, ...) are em_reference.base.MixtureEM's.
+    Fitted attributes: weights_ (K,), probs_ (K, D) and the common ones: lower_bound_ (total
+    log-likelihood, + log prior for MAP-EM), lower_bounds_, log_likelihood_, converged_,
+    gradient_norm_, distance_to_optimum_, n_iter_, prior_.
     """
 
-    def __init__(self, n_components=1, *, tol=1e-3, max_iter=100, n_init=1,
+    def __init__(self, n_components=1, *, tol=1e-10, max_iter=10_000, n_init=1,
                  init_params="kmeans", weights_init=None, probs_init=None, prior=None,
-                 assignment="soft", fixed_params=(), algorithm="auto", dtype="float64",
-                 random_state=None):
+                 assignment="soft", fixed_params=(), acceleration=None, cert_tol=None,
+                 algorithm="auto", dtype="float64", random_state=None):
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -40,6 +41,8 @@ class BernoulliMixtureEM(MixtureEM):
         self.prior = prior
         self.assignment = assignment
         self.fixed_params = fixed_params
+        self.acceleration = acceleration
+        self.cert_tol = cert_tol
         self.algorithm = algorithm
         self.dtype = dtype
         self.random_state = random_state

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from em_reference import config  # noqa: F401  (float64)
 
@@ -110,6 +111,10 @@ class MixtureFamily(Protocol):
 
     def data_center(self, X, sample_weight):
         """None, or a point (D,) EM works relative to (families with a location)."""
+
+    def data_scale(self, X, sample_weight):
+        """(D,) the data's spread per feature, the unit of the unconstrained locations (ones
+        for families without a location)."""
 
     def translate(self, obj, shift):
         """params or prior with every location moved by shift (D,) (identity without one)."""
@@ -198,6 +203,9 @@ class FamilyBase:
 
     def data_center(self, X, sample_weight):
         return None
+
+    def data_scale(self, X, sample_weight):
+        return np.ones(X.shape[1])
 
     def translate(self, obj, shift):
         return obj

@@ -452,6 +452,15 @@ class GaussianFamily(FamilyBase):
         # product: np.average would make an (N, D) temporary X * w
         return (sample_weight @ X) / np.sum(sample_weight)
 
+    def data_scale(self, X, sample_weight):
+        """The weighted standard deviation per feature (1 where a feature is constant), from
+        differences to the mean, a block of rows at a time (no full-size temporary)."""
+        w = sample_weight / np.sum(sample_weight)
+        mean = w @ X
+        var = sum(w[i:i + 2**16] @ (X[i:i + 2**16] - mean) ** 2
+                  for i in range(0, X.shape[0], 2**16))
+        return np.where(var > 0, np.sqrt(var), 1.0)
+
     def translate(self, obj, shift):
         """Move means (GaussianParams, or a dict of some of its fields) or mean_prior
         (GaussianMixturePrior) by shift (D,)."""

@@ -19,45 +19,37 @@ _precisions_cholesky = jax.jit(precisions_cholesky, static_argnames="covariance_
 class GaussianMixtureEM(MixtureEM):
     """Gaussian mixture fitted by EM (MLE), MAP-EM (``prior``) or hard/classification EM.
 
-    Parameters follow sklearn.mixture.GaussianMixture, plus (or differing):
+    Parameters follow sklearn.mixture.GaussianMixture; tol, cert_tol, max_iter, n_init,
+    init_params, prior, assignment, fixed_params, acceleration, algorithm, dtype and
+    random_state are the common ones of em_reference.base.MixtureEM (read there: tol is not
+    scikit-learn's). Gaussian-specific:
+    covariance_type : "full" | "tied" | "diag" | "spherical".
     reg_covar : r >= 0 (default 1e-6), added to every covariance's diagonal by the M-step, as
-        in scikit-learn. EM's objective counts it (em_reference.gaussian.GaussianFamily.
-        log_regulariser): each component's log density inside EM is penalised by
-        r tr(Sigma_k^-1) / 2, which makes Sigma_k = C_k / N_k + r I the exact maximiser, so
-        lower_bound_ never decreases; lower_bound_ is then sum_n log sum_k pi_k
-        N(x_n | mu_k, Sigma_k) exp(-r tr(Sigma_k^-1) / 2) (+ log prior), a lower bound on the
-        log-likelihood (log_likelihood_ gives the log-likelihood itself). With a prior the
-        same term adds r N_k I to the MAP update's scatter.
-    prior : None | "default" | GaussianMixturePrior. None: maximum likelihood. "default":
-        GaussianMixturePrior.default(X, K, covariance_type) (Fraley & Raftery 2007). The
-        M-step then maximises E_q[log p(X, Z | theta)] + log p(theta).
-    assignment : "soft" (EM) | "hard" (classification EM; objective = sum_n max_k
-        log p(x_n, z_n = k)). Hard EM with covariance_type="spherical", equal initial
-        weights and variances and fixed_params=("weights", "covariances") is k-means.
-    fixed_params : names among ("weights", "means", "covariances") the M-step leaves at their
-        initial values.
-    algorithm : "auto" (default) | "textbook" | "fast". "textbook" runs EM as written
-        (em_reference.textbook: the (N, K) log joint, responsibilities, the M-step from
-        them); "fast" the exponential-family kernel (em_reference.fast: chunked, restarts in
-        one product); "auto" the textbook path for small single-restart problems
-        (N * K <= em_reference.tuning.TEXTBOOK_MAX_VALUES, no chunk_size / devices) and the
-        fast kernel otherwise. The two agree to rounding (tests/em_reference/test_paths.py).
-    dtype : "float64" (default) | "float32" for the computation.
+        in scikit-learn. EM's objective counts it (GaussianFamily.log_regulariser): each
+        component's log density inside EM is penalised by r tr(Sigma_k^-1) / 2, which makes
+        Sigma_k = C_k / N_k + r I the exact maximiser, so lower_bound_ never decreases;
+        lower_bound_ is then sum_n log sum_k pi_k N(x_n | mu_k, Sigma_k)
+        exp(-r tr(Sigma_k^-1) / 2) (+ log prior), a lower bound on the log-likelihood
+        (log_likelihood_ is the log-likelihood itself). With a prior the same term adds
+        r N_k I to the MAP update's scatter. reg_covar=0 gives plain (MAP-)EM.
+    prior : None | "default" | GaussianMixturePrior. "default":
+        GaussianMixturePrior.default(X, K, covariance_type) (Fraley & Raftery 2007).
+    weights_init (K,), means_init (K, D), precisions_init (scikit-learn's shapes): a start.
+    fixed_params : among ("weights", "means", "covariances"). Hard EM with
+        covariance_type="spherical", equal initial weights and variances and
+        fixed_params=("weights", "covariances") is k-means.
 
     Fitted attributes: weights_ (K,), means_ (K, D), covariances_ and precisions_cholesky_
-    (full (K, D, D), tied (D, D), diag (K, D), spherical (K,)), precisions_, converged_,
-    n_iter_, lower_bound_ (EM's objective at the returned parameters: the total
-    log-likelihood for the MLE with reg_covar=0, its regularised lower bound otherwise, plus
-    the log prior for MAP-EM), lower_bounds_ (that objective per iteration, the last entry at
-    the returned parameters), log_likelihood_ (the total log-likelihood at the returned
-    parameters, all constants, no prior, no regulariser), prior_.
-    tol applies to the change of the objective per sample (scikit-learn's convention).
+    (full (K, D, D), tied (D, D), diag (K, D), spherical (K,)), precisions_, and the common
+    ones (MixtureEM): lower_bound_, lower_bounds_, log_likelihood_, converged_,
+    gradient_norm_, distance_to_optimum_, n_iter_, prior_.
     """
 
-    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
-                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-10, reg_covar=1e-6,
+                 max_iter=10_000, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, prior=None, assignment="soft",
-                 fixed_params=(), algorithm="auto", dtype="float64", random_state=None):
+                 fixed_params=(), acceleration=None, cert_tol=None, algorithm="auto",
+                 dtype="float64", random_state=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -71,6 +63,8 @@ class GaussianMixtureEM(MixtureEM):
         self.prior = prior
         self.assignment = assignment
         self.fixed_params = fixed_params
+        self.acceleration = acceleration
+        self.cert_tol = cert_tol
         self.algorithm = algorithm
         self.dtype = dtype
         self.random_state = random_state

@@ -14,17 +14,18 @@ class PoissonMixtureEM(MixtureEM):
     """Mixture of independent Poissons fitted by EM, MAP-EM (``prior``) or hard EM.
 
     X: counts (N,) or (N, D), non-negative integers. prior: None | "default" |
-    PoissonMixturePrior (Dirichlet on weights, Gamma on rates). Fitted attributes: weights_
-    (K,), rates_ (K, D), converged_, n_iter_, lower_bound_ (total log-likelihood with the
-    log x! terms, + log prior for MAP-EM), lower_bounds_,
-    log_likelihood_ (the total log-likelihood alone), prior_. Other parameters as
-    GaussianMixtureEM.
+    PoissonMixturePrior (Dirichlet on weights, Gamma on rates). rates_init (K, D) (or (K,) for
+    1-D counts), weights_init (K,): a start. The common parameters (tol, cert_tol, max_iter,
+    acceleration, algorithm, ...) are em_reference.base.MixtureEM's. Fitted attributes:
+    weights_ (K,), rates_ (K, D) and the common ones: lower_bound_ (total log-likelihood with
+    the log x! terms, + log prior for MAP-EM), lower_bounds_, log_likelihood_, converged_,
+    gradient_norm_, distance_to_optimum_, n_iter_, prior_.
     """
 
-    def __init__(self, n_components=1, *, tol=1e-3, max_iter=100, n_init=1,
+    def __init__(self, n_components=1, *, tol=1e-10, max_iter=10_000, n_init=1,
                  init_params="kmeans", weights_init=None, rates_init=None, prior=None,
-                 assignment="soft", fixed_params=(), algorithm="auto", dtype="float64",
-                 random_state=None):
+                 assignment="soft", fixed_params=(), acceleration=None, cert_tol=None,
+                 algorithm="auto", dtype="float64", random_state=None):
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -35,6 +36,8 @@ class PoissonMixtureEM(MixtureEM):
         self.prior = prior
         self.assignment = assignment
         self.fixed_params = fixed_params
+        self.acceleration = acceleration
+        self.cert_tol = cert_tol
         self.algorithm = algorithm
         self.dtype = dtype
         self.random_state = random_state

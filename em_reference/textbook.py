@@ -84,6 +84,19 @@ class TextbookEngine:
         X, w = data
         return e_step(X, w, params, self.family.unregularised())[0]
 
+    def gradient(self, data, params, payload, prior, scale):
+        """The gradient of the objective (log-likelihood with the family's regulariser, + log
+        prior) with respect to the unconstrained parameters (family.to_unconstrained), by
+        automatic differentiation through the textbook E-step."""
+        family = self.family
+
+        def objective(u):
+            p = family.from_unconstrained(u, scale)
+            value = self.e_step(data, p)[0]
+            return value if prior is None else value + family.log_prior(p, prior)
+
+        return jax.grad(objective)(family.to_unconstrained(params, scale))
+
     def initial_m_step(self, data, weighted_resp):
         """The MLE M-step from given (initial) responsibilities (N, K) times weights."""
         return self.family.m_step(data[0], weighted_resp, None, None)

@@ -41,6 +41,24 @@ UNROLL_MAX_CHUNKS = 8
 # values (32 MB in float64), whole chunks at a time, so that no full host copy of X is made.
 HOST_COPY_VALUES = 2**22
 
+# ---------------------------------------------------------------- stopping and SQUAREM
+# Two successive objective changes both smaller than this many times max(|objective|, total
+# sample weight) are rounding: the objective is flat to machine precision (float64 sums of N
+# terms hold ~1e-16 relative each; 2^-40 leaves room for N ~ 1e6 terms' accumulated error),
+# and the Aitken distance is taken as 0 (the gradient certificate decides).
+OBJECTIVE_ROUNDING = 2.0**-40
+
+# SQUAREM's adaptive largest step length starts at 1 (the first cycle is two plain EM steps
+# plus one) and is multiplied by this when a step at the bound is accepted, divided by it
+# when one is rejected (Varadhan & Roland 2008; the SQUAREM package's "mstep" = 4).
+SQUAREM_STEP_FACTOR = 4.0
+# Halvings of the step length towards 1 before a rejected extrapolation falls back to the
+# plain EM point theta_2 (each halving costs an E-step).
+SQUAREM_MAX_BACKTRACKS = 3
+# The most E-steps one SQUAREM cycle takes (theta_0, theta_1, then every try of theta'),
+# which is how far past max_iter a cycle in progress may go (room in the trace).
+SQUAREM_MAX_CYCLE = 2 + SQUAREM_MAX_BACKTRACKS + 1
+
 # ---------------------------------------------------------------- warnings
 # The fit's warnings point at the user's call: warn in MixtureEM._fit <- one_blas_thread's
 # wrapper (contextlib) <- fit / fit_predict <- the caller.

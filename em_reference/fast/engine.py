@@ -53,6 +53,22 @@ class FastEngine:
         return kernel.e_pass(*data, params, self.family.unregularised(), False,
                              self.cache_features)[0]
 
+    def gradient(self, data, params, moments, prior, scale):
+        """The gradient of the objective with respect to the unconstrained parameters, from
+        the E-step's moments at params without another pass over the data: by Fisher's
+        identity the log-likelihood's gradient at theta equals that of the expected
+        complete-data log joint sum_nk w_n r_nk log p(x_n, z_n = k | theta') at theta' = theta
+        with the responsibilities r held at theta, and that is sum_kf moments_kf eta_fk(theta')
+        for the natural parameters eta (em_natural_parameters: regulariser included)."""
+        family = self.family
+
+        def expected_log_joint(u):
+            p = family.from_unconstrained(u, scale)
+            value = jnp.sum(moments * family.em_natural_parameters(p).T)
+            return value if prior is None else value + family.log_prior(p, prior)
+
+        return jax.grad(expected_log_joint)(family.to_unconstrained(params, scale))
+
     def initial_m_step(self, data, weighted_resp):
         """The MLE M-step from given responsibilities times weights, laid out like the data
         (raw rows, not features: called before ``prepare``)."""

@@ -75,7 +75,7 @@ def test_fast_log_joint_and_stats_match_the_plain_functions(ct, dtype, tol):
     n, d, k = 300, 4, 3
     X = jnp.asarray(rng.normal(size=(n, d)), dtype)
     params = random_params(rng, ct, k, d, dtype)
-    family = gaussian.GaussianFamily(ct)
+    family = gaussian.GaussianFamily(ct, reg_covar=0.0)
     feats = family.features(X)
     fast = family.block_log_joint(feats, family.prepare(params))
 
@@ -103,7 +103,7 @@ def test_float64_fast_path_is_exact_for_tight_components_far_from_the_origin(ct)
     params = random_params(rng, ct, k, d, jnp.float64, scale=1e-2, spread=30.0)
     X = params.means[rng.integers(0, k, size=200)] + 1e-2 * jnp.asarray(
         rng.normal(size=(200, d)))
-    family = gaussian.GaussianFamily(ct)
+    family = gaussian.GaussianFamily(ct, reg_covar=0.0)
     fast = family.block_log_joint(family.features(X), family.prepare(params))
     plain = gaussian.log_joint_matrix(X, params, ct)
     finite = np.isfinite(np.asarray(plain)) & (np.asarray(plain) > -1e3)
@@ -135,14 +135,14 @@ def test_e_pass_objective_is_the_log_likelihood(ct):
     X = jnp.asarray(rng.normal(size=(n, d)))
     params = random_params(rng, ct, k, d, jnp.float64)
     Xc, wc = chunked(X, chunk)
-    value, st = e_pass(Xc, wc, params, gaussian.GaussianFamily(ct), False)
+    value, st = e_pass(Xc, wc, params, gaussian.GaussianFamily(ct, reg_covar=0.0), False)
     expected = gaussian.log_likelihood(X, params, ct)
     np.testing.assert_allclose(float(value), float(expected), rtol=1e-12)
     np.testing.assert_allclose(float(jnp.sum(st.nk)), n, rtol=1e-12)
 
 
 @pytest.mark.parametrize("d", [1, 2, 5])
-@pytest.mark.parametrize("family", [*(gaussian.GaussianFamily(ct) for ct in COV_TYPES),
+@pytest.mark.parametrize("family", [*(gaussian.GaussianFamily(ct, reg_covar=0.0) for ct in COV_TYPES),
                                     poisson.PoissonFamily()])
 def test_feature_width_is_the_width_of_the_features(family, d):
     """feature_width (which sizes chunks and the feature cache) counts the columns that
@@ -190,7 +190,7 @@ def test_restarts_in_one_product_equal_each_restart(ct, layout, monkeypatch):
     else:
         X = jnp.asarray(rng.normal(size=(n, d)))
         restarts = [random_params(rng, ct, k, d, jnp.float64, spread=2.0) for _ in range(b)]
-        family = gaussian.GaussianFamily(ct)
+        family = gaussian.GaussianFamily(ct, reg_covar=0.0)
     batch = stacked(restarts)
     Xc, wc = chunked(X, 64)
     given = layout in ("features", "tuple")
@@ -225,7 +225,7 @@ def test_restarts_outside_the_one_product_path_are_vmapped(case, monkeypatch):
         restarts = [random_poisson_params(rng, k, d) for _ in range(b)]
     else:
         dtype = jnp.float32 if case == "float32 full" else jnp.float64
-        family = gaussian.GaussianFamily("full")
+        family = gaussian.GaussianFamily("full", reg_covar=0.0)
         X = jnp.asarray(rng.normal(size=(n, d)), dtype)
         restarts = [random_params(rng, "full", k, d, dtype) for _ in range(b)]
     hard = case.startswith("hard")
@@ -249,7 +249,7 @@ def test_e_pass_objective_stays_differentiable_with_restarts():
     rng = np.random.default_rng(7)
     X = jnp.asarray(rng.normal(size=(120, 2)))
     Xc, wc = chunked(X, 32)
-    family = gaussian.GaussianFamily("full")
+    family = gaussian.GaussianFamily("full", reg_covar=0.0)
     restarts = [random_params(rng, "full", 3, 2, jnp.float64) for _ in range(2)]
 
     def objective(means, params):
@@ -278,7 +278,7 @@ def test_a_component_of_weight_zero_contributes_nothing(restarts):
     rng = np.random.default_rng(8)
     n, d = 200, 2
     X = jnp.asarray(rng.normal(size=(n, d)))
-    family = gaussian.GaussianFamily("full")
+    family = gaussian.GaussianFamily("full", reg_covar=0.0)
     Xc, wc = chunked(X, 64)
     three = [random_params(rng, "full", 3, d, jnp.float64, spread=2.0) for _ in range(2)]
     three = [p._replace(weights=jnp.array([0.7, 0.3, 0.0])) for p in three]

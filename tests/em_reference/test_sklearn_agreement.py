@@ -87,8 +87,12 @@ def test_converges_where_sklearn_converges(three_cluster):
     ref = GaussianMixture(3, tol=1e-3, max_iter=200, **init).fit(X)
     ours = GaussianMixtureEM(3, tol=1e-3, max_iter=200, **init).fit(X)
     assert ours.converged_ and ref.converged_
-    assert ours.n_iter_ == ref.n_iter_
-    np.testing.assert_allclose(ours.means_, ref.means_, atol=1e-6)
+    # our rule (Aitken distance + gradient certificate) never stops before scikit-learn's
+    # change-per-iteration rule, and ends at the optimum scikit-learn reaches with tol=0
+    assert ours.n_iter_ >= ref.n_iter_
+    long = GaussianMixture(3, tol=0.0, max_iter=5_000, reg_covar=1e-6, **init).fit(X)
+    np.testing.assert_allclose(ours.means_, long.means_, atol=1e-5)
+    assert ours.lower_bound_ >= ref.lower_bound_ * len(X) - 1e-6 * len(X)
 
 
 def test_one_dimensional_input_is_one_feature():
