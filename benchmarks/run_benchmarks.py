@@ -346,7 +346,7 @@ def write_summary(out: Path, tables: dict, machine: dict, targets, failures, qui
             f"{machine.get('peak_gflops_float64', float('nan')):.0f} GFLOP/s float64, "
             f"{machine.get('peak_gflops_float32', float('nan')):.0f} GFLOP/s float32; exp "
             f"summed over 2^20 values: XLA's {machine.get('xla_exp_ns_float64', float('nan')):.2f}"
-            f" ns per value float64, the E-step's (em_reference.elementwise) "
+            f" ns per value float64, the E-step's (em_reference.fast.elementwise) "
             f"{machine.get('estep_exp_ns_float64', float('nan')):.2f}; float32 XLA's "
             f"{machine.get('xla_exp_ns_float32', float('nan')):.2f}; "
             + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".\n")

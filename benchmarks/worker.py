@@ -36,14 +36,14 @@ def _median(values):
 # ---------------------------------------------------------------------------------- machine
 def job_machine(spec):
     """Peak arithmetic rates, float64 and float32: a large matmul (numpy's BLAS and XLA), and
-    ns per value of XLA's exp and of the E-step's (em_reference.elementwise), each summed over
+    ns per value of XLA's exp and of the E-step's (em_reference.fast.elementwise), each summed over
     2^20 values."""
     import platform
 
     import jax
     import jax.numpy as jnp
 
-    from em_reference.elementwise import exp_nonpositive
+    from em_reference.fast.elementwise import exp_nonpositive
 
     jax.config.update("jax_enable_x64", True)
     n, repeats = spec["n"], spec["repeats"]
@@ -285,6 +285,7 @@ def job_streaming(spec):
         runner = build("em_reference", case, data.reshape(n, d), init)
         fit_s, params = timed(runner.fit, iters, chunk_size=chunk)
     else:
+        from em_reference.fast.engine import FastEngine
         from em_reference.gaussian import GaussianFamily, GaussianParams
         from em_reference.loop import fit_em
 
@@ -296,8 +297,8 @@ def job_streaming(spec):
                                  for f in ("weights", "means", "covariances")))
 
         def run():
-            state = fit_em(batch, Xd, wd, None, jnp.asarray(0.0), family=GaussianFamily(
-                case.covariance_type), hard=False, max_iter=iters)
+            state = fit_em(batch, (Xd, wd), None, jnp.asarray(0.0), engine=FastEngine(
+                GaussianFamily(case.covariance_type)), max_iter=iters)
             return jax.device_get(state)
 
         fit_s, state = timed(run)

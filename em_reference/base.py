@@ -1,88 +1,132 @@
-"""Scikit-learn-style estimator shell around the functional EM core (written once for every
-family, as sklearn/mixture/_base.py). A family subclass supplies the pieces marked below."""
+"""Scikit-learn-style estimator shell around the EM loop, written once for every family (as
+sklearn/mixture/_base.py). A family subclass says which family it fits and stores its fitted
+attributes; everything else (validation, priors, centring, the data layout, initialisation,
+restarts, warnings, scoring) is here."""
 
 from __future__ import annotations
 
-import math
+import numbers
 import warnings
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from em_reference import config
+from em_reference import config, tuning
 from em_reference import elbo as elbo_lib
+from em_reference.fast import layout
+from em_reference.fast.engine import FastEngine
 from em_reference.initialization import INIT_METHODS, initial_responsibilities
-from em_reference.loop import fit_em, scan_sum
+from em_reference.loop import ACCELERATIONS, fit_em
+from em_reference.priors import resolve_prior
+from em_reference.textbook import TextbookEngine
 from em_reference.validation import (as_2d_samples, check_choice, check_float, check_int,
                                      check_sample_weight)
 
-
-# the features T(X) of all samples are kept for the whole fit below this size (bytes); building
-# them briefly takes about twice this (the slices before they are joined)
-FEATURE_CACHE_BYTES = 2**27
-
-# the fit's warnings point at the user's call: warn in _fit <- one_blas_thread's wrapper
-# (contextlib) <- fit / fit_predict <- the caller
-WARN_AT_CALLER = 4
+ALGORITHMS = ("auto", "textbook", "fast")
 
 
 @partial(jax.jit, static_argnames="family")
 def _log_joint(X, params, family):
-    return family.log_joint_matrix(X, params)
+    return family.log_joint(X, params)
 
 
-@partial(jax.jit, donate_argnums=0)
-def _write_chunks(X_chunks, block, first):
-    """X_chunks with chunks first, first + 1, ... replaced by block (in place: donated)."""
-    return jax.lax.dynamic_update_slice(X_chunks, block, (first, 0, 0))
+@partial(jax.jit, static_argnames="engine")
+def _gradient(engine, data, params, prior, scale):
+    return engine.gradient(data, params, None, prior, scale)
 
 
-@partial(jax.jit, static_argnames="family")
-def _mle_from_resp(X_chunks, weighted_resp_chunks, family):
-    """M-step (MLE) from initial responsibilities, accumulated chunk by chunk.
-    X_chunks (n_chunks, C, D); weighted_resp_chunks (n_chunks, C, K)."""
-
-    stats = scan_sum(family.sufficient_stats, (X_chunks, weighted_resp_chunks))
-    return family.m_step(stats, None, None)
+@partial(jax.jit, static_argnames="engine")
+def _initial_m_step(data, weighted_resp, engine):
+    return engine.initial_m_step(data, weighted_resp)
 
 
 class MixtureEM(DensityMixin, BaseEstimator):
-    """Shared fit/predict logic. Subclasses define:
+    """Shared fit/predict logic of the EM estimators (GaussianMixtureEM, PoissonMixtureEM,
+    BernoulliMixtureEM). Their common parameters:
 
-    _family()                      -> hashable family object (GaussianFamily, PoissonFamily)
-    _params_class                  NamedTuple of parameters
+    n_components : K >= 1.
+    tol : >= 0 (default 1e-10). EM stops when Aitken's estimate of how much the objective can
+        still gain (em_reference.loop: Boehning et al. 1994, McNicholas et al. 2010) is below
+        tol per unit of sample weight AND the certificate below holds. tol = 0 never stops
+        early (a fixed number of iterations, for benchmarks). This is not scikit-learn's
+        tol (a change per iteration): slow EM makes tiny changes far from its optimum.
+    cert_tol : None (default: sqrt of the dtype's machine epsilon, 1.5e-8 in float64,
+        3.5e-4 in float32) or a number > 0. The certificate: the norm of the gradient of the
+        objective with respect to the unconstrained parameters (log weights, log-Cholesky
+        covariances in units of the data's spread, means in those units, log rates, logit
+        probabilities), per unit of sample weight, must be at most cert_tol at the stopping
+        point and at the returned one; gradient_norm_ is its value at the returned point.
+    max_iter : >= 1 (default 10,000): the most E-steps (passes over the data).
+    n_init : restarts (run in parallel); the best objective wins.
+    init_params : "kmeans" | "k-means++" | "random_from_data" | "random", as scikit-learn.
+    prior : None (maximum likelihood) | "default" (the family's weakly informative prior) |
+        a prior object; MAP-EM then maximises log-likelihood + log prior.
+    assignment : "soft" (EM) | "hard" (classification EM: objective sum_n max_k
+        log p(x_n, z_n = k); stops at a fixed point of its assignment step).
+    fixed_params : parameter names the M-step leaves at their initial values.
+    acceleration : None (default: plain EM) | "squarem" (Varadhan & Roland 2008, SqS3 with
+        the monotone safeguard; soft EM only): the same optimum in far fewer E-steps where EM
+        is slow; n_iter_ still counts E-steps.
+    algorithm : "auto" (default) | "textbook" | "fast". "textbook" runs EM as written
+        (em_reference.textbook: the (N, K) log joint, responsibilities, the M-step from
+        them); "fast" the exponential-family kernel (em_reference.fast: chunked, restarts in
+        one product); "auto" the textbook path for small single-restart problems
+        (N * K <= tuning.TEXTBOOK_MAX_VALUES, no chunk_size / devices), the kernel otherwise.
+        The two agree to rounding (tests/em_reference/test_paths.py).
+    dtype : "float64" (default) | "float32".
+    random_state : seeds the initialisation.
+
+    The defaults are research defaults: every fit either reaches a certified optimum or says
+    (ConvergenceWarning) which criterion it missed. Fitted attributes: lower_bound_ (EM's
+    objective at the returned parameters: log-likelihood, with the family's regulariser if
+    any, + log prior for MAP-EM; classification log-likelihood for hard EM), lower_bounds_
+    (after each E-step, the objective of the best point so far; the last entry at the
+    returned parameters), log_likelihood_ (the log-likelihood alone there), converged_
+    (True only at a certified optimum: the stopping rule held and gradient_norm_ <= cert_tol;
+    hard EM: a fixed point), gradient_norm_ (nan for hard EM), distance_to_optimum_ (the
+    Aitken estimate per sample at the last check; inf when it was not defined), n_iter_
+    (E-steps), prior_.
+
+    A subclass defines:
+
+    _family()                      -> the em_reference.family.MixtureFamily it fits
     _validate_family_params()      extra hyper-parameter checks
     _validate_samples(X)           extra data checks (X already (N, D) float64)
-    _resolve_prior(X, w)           None or a validated prior object
-    _data_center(X, w)             None, or a point (D,) EM works relative to (precision)
-    _translate(params|prior, v)    the same object with locations moved by v
+    _default_prior(X, w)           the prior prior="default" stands for
     _user_init(n_features)         dict of user-given initial parameters (validated)
     _store(params) / _params()     fitted attributes <-> parameter NamedTuple
-    _n_parameters()                free parameters (BIC/AIC)
     _sample_component(rng, k, n)   n draws from component k
     """
-
-    _params_class = None
 
     # ------------------------------------------------------------------ validation
     def _validate_common_params(self):
         check_int("n_components", self.n_components, 1)
         check_float("tol", self.tol, 0.0)
+        if self.cert_tol is not None:
+            ok = (isinstance(self.cert_tol, numbers.Real) and not isinstance(self.cert_tol, bool)
+                  and np.isfinite(self.cert_tol) and self.cert_tol > 0)
+            if not ok:
+                raise ValueError("cert_tol must be None (the square root of the dtype's machine "
+                                 f"epsilon) or a finite number > 0, got {self.cert_tol!r}")
         check_int("max_iter", self.max_iter, 1)
+        check_choice("acceleration", self.acceleration, ACCELERATIONS)
         check_int("n_init", self.n_init, 1)
         check_choice("init_params", self.init_params, INIT_METHODS)
         check_choice("assignment", self.assignment, ("soft", "hard"))
         check_choice("dtype", self.dtype, ("float64", "float32"))
+        check_choice("algorithm", self.algorithm, ALGORITHMS)
+        if self.acceleration is not None and self.assignment == "hard":
+            raise ValueError(f"acceleration={self.acceleration!r} extrapolates soft EM's smooth "
+                             "map; hard EM (assignment='hard') takes acceleration=None")
         fixed = tuple(self.fixed_params or ())
         for name in fixed:
-            check_choice("fixed_params entry", name, tuple(self._params_class._fields))
+            check_choice("fixed_params entry", name, tuple(self._family().params_class._fields))
         self._validate_family_params()
 
     def _validate_X(self, X, reset):
@@ -98,7 +142,8 @@ class MixtureEM(DensityMixin, BaseEstimator):
         this many rows, rebuilding each chunk's features T(x) every iteration (memory
         O(chunk_size * F), never the (N, K) responsibilities or the (N, F) features);
         None picks the chunk size and keeps T(X) for the whole fit when it takes at most
-        FEATURE_CACHE_BYTES (128 MB), which is faster.
+        tuning.FEATURE_CACHE_BYTES (128 MB), which is faster. chunk_size and devices run the
+        fast kernel (algorithm="textbook" refuses them).
         devices: an int or a list of jax devices; X is sharded along samples over them.
         """
         return self._fit(X, sample_weight, chunk_size, devices)
@@ -106,6 +151,19 @@ class MixtureEM(DensityMixin, BaseEstimator):
     def fit_predict(self, X, y=None, sample_weight=None, *, chunk_size=None, devices=None):
         """Fit, then return the labels (N,) of X under the fitted model."""
         return self._fit(X, sample_weight, chunk_size, devices).predict(X)
+
+    def _use_textbook(self, n_samples, chunk_size, devices):
+        """algorithm: "textbook" | "fast" | "auto" (the textbook path for small single-restart
+        problems held whole: at most tuning.TEXTBOOK_MAX_VALUES values N * K)."""
+        if self.algorithm == "textbook":
+            if chunk_size is not None or devices is not None:
+                raise ValueError("chunk_size and devices stream or shard the fast kernel's "
+                                 "E-step: use algorithm='fast' or 'auto' with them, not "
+                                 "'textbook'")
+            return True
+        return (self.algorithm == "auto" and chunk_size is None and devices is None
+                and self.n_init == 1
+                and n_samples * self.n_components <= tuning.TEXTBOOK_MAX_VALUES)
 
     # the whole fit, host preparation included: one numpy BLAS call (centring X) left
     # OpenBLAS's workers spinning through the first ~0.1 s of the EM loop (config.one_blas_thread)
@@ -119,32 +177,56 @@ class MixtureEM(DensityMixin, BaseEstimator):
                              f"{self.n_components}, n_samples = {np.count_nonzero(w)}")
         if chunk_size is not None:
             check_int("chunk_size", chunk_size, 1)
-        self.prior_ = self._resolve_prior(X, w)
+        k, d = self.n_components, X.shape[1]
         family = self._family()
-        # EM runs on data relative to their mean: scatter matrices from raw moments lose
-        # digits when the mean is far from zero compared with the spread
-        self._center = self._data_center(X, w)
+        prior = resolve_prior(self.prior, family.prior_class,
+                              lambda: self._default_prior(X, w))
+        self.prior_ = None if prior is None else self._validate_prior(prior, d, k)
+        # EM runs on data relative to their mean (families with a location): scatter matrices
+        # from raw moments lose digits when the mean is far from zero compared with the spread
+        self._center = family.data_center(X, w)
         prior = self.prior_
         if prior is not None and self._center is not None:
-            prior = self._translate(prior, -self._center)
+            prior = family.translate(prior, -self._center)
 
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
-        n_feat = family.feature_width(X.shape[1])
-        # per row, a block holds the features and every restart's K log joints
-        Xd, wd = self._lay_out(X, w, self._center, chunk_size, devices, dtype,
-                               n_feat + self.n_init * self.n_components)
-        # chunk_size=None keeps the features T(X) for the whole fit when they are small
-        # (not rebuilt every iteration); an explicit chunk_size asks for O(chunk) memory
-        cache = chunk_size is None and (
-            Xd.shape[0] * Xd.shape[1] * n_feat * dtype.itemsize <= FEATURE_CACHE_BYTES)
+        hard = self.assignment == "hard"
+        if self._use_textbook(X.shape[0], chunk_size, devices):
+            centred = X if self._center is None else X - self._center
+            data = (jnp.asarray(centred, dtype), jnp.asarray(w, dtype))
+            engine = TextbookEngine(family, hard)
+            resp_layout = lambda resp: jnp.asarray(resp, dtype)  # noqa: E731
+        else:
+            # per row, a chunk holds the features and every restart's K log joints
+            n_feat = family.feature_width(d)
+            chunk = layout.chunk_rows(X.shape[0], n_feat + self.n_init * k, chunk_size,
+                                      devices)
+            data = layout.lay_out(X, w, self._center, chunk, devices, dtype)
+            cache = layout.keep_features(data[0].shape[0], chunk, n_feat, dtype, chunk_size)
+            engine = FastEngine(family, hard, cache)
+            resp_layout = lambda resp: layout.chunks_like(resp, data[0])  # noqa: E731
         # initial responsibilities (k-means, seed points) do not depend on where the origin is
-        init = self._initial_params(X, w, Xd, family)
+        init = self._initial_params(X, w, data, engine, resp_layout)
+        self._cert_tol = self._default_cert_tol(dtype) if self.cert_tol is None else self.cert_tol
+        # the unit of the unconstrained locations (SQUAREM's steps, the certificate)
+        self._scale = family.data_scale(X, w)
         state = jax.device_get(fit_em(
-            cast(init), Xd, wd, None if prior is None else cast(prior),
-            jnp.asarray(self.tol, dtype), family=family, hard=self.assignment == "hard",
-            max_iter=self.max_iter, cache_features=cache))
+            cast(init), data, None if prior is None else cast(prior),
+            jnp.asarray(self.tol, dtype), jnp.asarray(self._cert_tol, dtype),
+            self._scale, engine=engine, max_iter=self.max_iter,
+            acceleration=self.acceleration))
+        self._store_fit(state, family, hard)
+        return self
 
+    @staticmethod
+    def _default_cert_tol(dtype):
+        """cert_tol=None: sqrt(machine epsilon), 1.5e-8 in float64 and 3.5e-4 in float32, the
+        gradient (per sample) that rounding in the E-step's sums still resolves."""
+        return float(np.sqrt(np.finfo(dtype).eps))
+
+    def _store_fit(self, state, family, hard):
+        """The best restart's parameters, objective, certificate and flags as attributes."""
         finals = np.array([state.trace[i, state.n_iter[i]] for i in range(self.n_init)])
         if not np.any(np.isfinite(finals)):
             raise FloatingPointError(
@@ -152,108 +234,99 @@ class MixtureEM(DensityMixin, BaseEstimator):
                 "onto too few points or the data are degenerate); increase reg_covar, use a "
                 "prior (prior='default') or fewer components.")
         best = int(np.nanargmax(np.where(np.isfinite(finals), finals, -np.inf)))
-        params = self._params_class(*(np.asarray(leaf[best], np.float64)
-                                      for leaf in state.params))
-        self._store(self._translate(params, self._center))
+        params = family.params_class(*(np.asarray(leaf[best], np.float64)
+                                       for leaf in state.params))
+        self._store(params if self._center is None else family.translate(params, self._center))
         self.n_iter_ = int(state.n_iter[best])
-        self.converged_ = bool(state.converged[best])
         self.lower_bounds_ = np.asarray(state.trace[best, : self.n_iter_ + 1], np.float64)
         self.lower_bound_ = float(finals[best])
+        self.log_likelihood_ = float(state.log_likelihood[best])
+        self.gradient_norm_ = float(state.grad_norm[best])
+        self.distance_to_optimum_ = float(state.distance[best])
+        # the loop stopped on its rule at the last point it checked; the certificate is then
+        # re-evaluated at the point returned (one M-step further)
+        certified = hard or self.gradient_norm_ <= self._cert_tol
+        self.converged_ = bool(state.converged[best]) and certified
         if bool(state.failed[best]):
-            warnings.warn(f"EM stopped at iteration {self.n_iter_}: the next update was not "
+            warnings.warn(f"EM stopped after {self.n_iter_} E-steps: the next update was not "
                           "finite; the last finite parameters are kept.", RuntimeWarning,
-                          stacklevel=WARN_AT_CALLER)
+                          stacklevel=tuning.WARN_AT_CALLER + 1)
+        elif bool(state.converged[best]) and not certified:
+            warnings.warn(f"EM's stopping rule held after {self.n_iter_} E-steps, but the "
+                          f"gradient norm at the returned point is {self.gradient_norm_:.3g} "
+                          f"per sample (cert_tol={self._cert_tol:.3g}): not certified.",
+                          ConvergenceWarning, stacklevel=tuning.WARN_AT_CALLER + 1)
         elif not self.converged_:
-            warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations "
-                          f"(tol={self.tol}); increase max_iter or tol.", ConvergenceWarning,
-                          stacklevel=WARN_AT_CALLER)
-        return self
+            if hard:
+                reason = "no fixed point of the assignment step was reached"
+            else:
+                reason = (f"the estimated distance to the optimum is "
+                          f"{self.distance_to_optimum_:.3g} per sample (tol={self.tol:g}) and "
+                          f"the gradient norm at the returned point {self.gradient_norm_:.3g} "
+                          f"per sample (cert_tol={self._cert_tol:.3g})")
+            warnings.warn(f"EM did not reach a certified optimum in max_iter={self.max_iter} "
+                          f"E-steps: {reason}; increase max_iter"
+                          + ("" if hard or self.acceleration else
+                             " or use acceleration='squarem'") + ".", ConvergenceWarning,
+                          stacklevel=tuning.WARN_AT_CALLER + 1)
 
-    def _initial_params(self, X, w, X_chunks, family):
-        """A batch of initial parameters (leading axis: n_init restarts). X (N, D) as given;
-        X_chunks the centred device chunks."""
+    def _validate_prior(self, prior, n_features, n_components):
+        return prior.validate(n_features, n_components)
+
+    def _initial_params(self, X, w, data, engine, resp_layout):
+        """A batch of initial parameters (leading axis: n_init restarts): the user's, or the
+        MLE M-step from initial responsibilities (k-means labels, seed points) with the
+        user's values on top. X (N, D) as given; data laid out for the engine (centred)."""
+        family = engine.family
         user = self._user_init(X.shape[1])
-        if "means" in user and self._center is not None:
-            user["means"] = user["means"] - self._center
+        if self._center is not None:
+            user = family.translate(user, -self._center)
         rng = check_random_state(self.random_state)
         batch = []
         for _ in range(self.n_init):
-            if len(user) == len(self._params_class._fields):
+            if len(user) == len(family.params_class._fields):
                 start = user
             else:
                 resp = initial_responsibilities(X, self.n_components, self.init_params, rng, w)
-                resp_chunks = self._chunks_like(resp * w[:, None], X_chunks)
-                mle = _mle_from_resp(X_chunks, resp_chunks, family)
+                mle = _initial_m_step(data, resp_layout(resp * w[:, None]), engine)
                 start = {**mle._asdict(), **user}
-            batch.append(self._params_class(**{k: np.asarray(v) for k, v in start.items()}))
+            batch.append(family.params_class(**{k: np.asarray(v) for k, v in start.items()}))
         return jax.tree.map(lambda *leaves: np.stack(leaves), *batch)
 
-    @staticmethod
-    def _chunks_like(rows, X_chunks):
-        """Pad (N, K) rows with zeros and reshape them to X_chunks' (n_chunks, C, K) layout."""
-        n_chunks, c = X_chunks.shape[:2]
-        padded = np.zeros((n_chunks * c, rows.shape[1]), dtype=X_chunks.dtype)
-        padded[: len(rows)] = rows
-        return jax.device_put(padded.reshape(n_chunks, c, -1), X_chunks.sharding)
-
-    @staticmethod
-    def _lay_out(X, w, center, chunk_size, devices, dtype, row_width):
-        """Centre, pad with zero-weight rows to whole chunks, reshape, shard, without a host
-        copy of X: the device array is filled block by block in place (streaming EM's peak
-        memory is then X plus its one device copy).
-
-        Returns (X chunks (n_chunks, C, D), weight chunks (n_chunks, C)). chunk_size=None picks
-        C so that a chunk's temporaries (row_width values per row: the (C, F) features and the
-        (C, n_init K) densities) hold about 2^20 values (8 MB in float64): smaller chunks pay XLA's
-        per-operation overhead more often, larger ones leave the cache (measured on the
-        benchmark cases, benchmarks/).
-        """
-        n, d = X.shape
-        n_dev = 1 if devices is None else (devices if isinstance(devices, int) else len(devices))
-        if chunk_size is None:
-            target = max(256, 2**20 // row_width)
-            n_chunks = math.ceil(n / target)
-            # chunks as even as possible, each a multiple of 8 rows and of the device count
-            step = 8 * n_dev
-            chunk_size = math.ceil(math.ceil(n / n_chunks) / step) * step
-        elif chunk_size % n_dev:
-            raise ValueError(f"chunk_size={chunk_size} must be a multiple of the {n_dev} devices")
-        n_chunks = math.ceil(n / chunk_size)
-        center = np.zeros(d) if center is None else center
-        # copy ~32 MB of host rows at a time (whole chunks) into the preallocated device array
-        per_copy = min(n_chunks, max(1, 2**22 // (chunk_size * d)))
-        Xd = jnp.zeros((n_chunks, chunk_size, d), dtype)
-        for first in range(0, n_chunks, per_copy):
-            # the last block may be shorter (a second compiled shape, at most)
-            block = np.zeros((min(per_copy, n_chunks - first), chunk_size, d), dtype)
-            rows = X[first * chunk_size: (first + per_copy) * chunk_size]
-            np.subtract(rows, center, out=block.reshape(-1, d)[: len(rows)])
-            Xd = _write_chunks(Xd, block, first)
-        w_buf = np.zeros(n_chunks * chunk_size, dtype=dtype)
-        w_buf[:n] = w
-        wd = jnp.asarray(w_buf.reshape(n_chunks, chunk_size))
-        if devices is not None:
-            devs = jax.devices()[:devices] if isinstance(devices, int) else list(devices)
-            if len(devs) < n_dev:
-                raise ValueError(f"devices={devices} asks for more devices than the "
-                                 f"{len(jax.devices())} available")
-            mesh = Mesh(np.array(devs), ("data",))
-            # chunks are split along samples inside each chunk, so every device scans its part
-            spec = PartitionSpec(None, "data")
-            Xd = jax.device_put(Xd, NamedSharding(mesh, spec))
-            wd = jax.device_put(wd, NamedSharding(mesh, spec))
-        return Xd, wd
-
     # ------------------------------------------------------------------ inference
+    def certificate(self, X, sample_weight=None):
+        """The certificate at the current parameters on data X: the norm of the gradient of
+        EM's objective (log-likelihood with the family's regulariser, + log prior with a
+        prior) with respect to the unconstrained parameters, per unit of sample weight, by
+        automatic differentiation through the textbook E-step (the fit's gradient_norm_ is
+        this on the training data; converged_ needs it <= cert_tol). Soft EM's objective."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        w = check_sample_weight(sample_weight, X.shape[0])
+        family, params = self._family(), self._params()
+        prior = getattr(self, "prior_", None)
+        center = getattr(self, "_center", None)
+        if center is not None:
+            X = X - center
+            params = family.translate(params, -center)
+            prior = None if prior is None else family.translate(prior, -center)
+        scale = getattr(self, "_scale", None)
+        grad = _gradient(TextbookEngine(family), (jnp.asarray(X), jnp.asarray(w)), params,
+                         prior, jnp.asarray(family.data_scale(X, w) if scale is None else scale))
+        return float(np.sqrt(sum(np.sum(np.asarray(getattr(grad, name)) ** 2)
+                                 for name in params._fields if name not in family.fixed))
+                     / np.sum(w))
+
     def log_joint_matrix(self, X):
         """log p(x_n, z_n = k | theta) = log pi_k + log p(x_n | theta_k): (N, K)."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        params, center = self._params(), getattr(self, "_center", None)
+        family, params = self._family(), self._params()
+        center = getattr(self, "_center", None)
         if center is not None:
             X = X - center
-            params = self._translate(params, -center)
-        return np.asarray(_log_joint(jnp.asarray(X), params, self._family()))
+            params = family.translate(params, -center)
+        return np.asarray(_log_joint(jnp.asarray(X), params, family))
 
     def score_samples(self, X):
         """log p(x_n | theta) per sample: (N,)."""
@@ -266,15 +339,16 @@ class MixtureEM(DensityMixin, BaseEstimator):
                                                                           len(per_sample))))
 
     def predict_proba(self, X):
-        """Posterior responsibilities p(z_n = k | x_n, theta): (N, K), rows sum to 1."""
+        """Posterior responsibilities p(z_n = k | x_n, theta): (N, K)."""
         return np.asarray(elbo_lib.posterior_responsibilities(self.log_joint_matrix(X)))
 
     def predict(self, X):
-        """Most probable component per sample: (N,) int."""
+        """Most probable component of each sample: (N,)."""
         return np.argmax(self.log_joint_matrix(X), axis=1)
 
+    # the ELBO view (Bishop 9.4): log p(X | theta) = elbo_em(q, theta) + KL(q || posterior)
     def elbo_em(self, X, q, sample_weight=None):
-        """EM's ELBO E_q[log p(X, Z | theta)] + H(q) at the fitted theta; q (N, K)."""
+        """E_q[log p(X, Z | theta)] + H(q) at the fitted theta; q (N, K)."""
         return float(elbo_lib.elbo_em(self.log_joint_matrix(X), jnp.asarray(q), sample_weight))
 
     def kl_to_posterior(self, X, q, sample_weight=None):
@@ -293,6 +367,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
         return X, y
 
     # ------------------------------------------------------------------ model selection
+    def _n_parameters(self):
+        return self._family().n_parameters(self.n_components, self.n_features_in_)
+
     def _total_log_likelihood(self, X):
         return float(np.sum(self.score_samples(X)))
 

@@ -47,16 +47,14 @@ def _native_thread_pools():
 def one_blas_thread():
     """Hold BLAS (OpenBLAS, MKL) to one thread inside the block or decorated function.
 
-    After a multi-threaded call, OpenBLAS's idle threads busy-spin (~0.1 s each time, measured)
-    and take the cores XLA's own thread pool needs. Inside a fit, BLAS is called by XLA's CPU
+    After a multi-threaded call, OpenBLAS's idle threads busy-spin (about 0.1 s each time) and
+    take the cores XLA's own thread pool needs. Inside a fit, BLAS is called by XLA's CPU
     LAPACK kernels (the K Cholesky factorisations of each M-step) and by numpy on the host
-    (centring the data, k-means); held to one thread, OpenBLAS never wakes its workers. Measured
-    on the 2-core CI box: EM at (100,000, 32, 16, full) 142 -> 104 ms per iteration; at
-    (100,000, 8, 8, diag), where only the host's centring called BLAS, 7.5 -> 5.3 ms per
-    iteration; NUTS on a 900-point Gaussian mixture (2 chains x 600 steps) 7.2 -> 2.6 s. The
-    matrices involved are K x D x D or one pass over X, too small for a second BLAS thread to
-    pay. Threads still spinning from the caller's own BLAS calls just before a fit are not
-    stopped by this: they go idle by themselves within ~0.1 s.
+    (centring the data, k-means); held to one thread, OpenBLAS never wakes its workers
+    (measurements: benchmarks/README.md). The matrices involved are K x D x D or one pass
+    over X, too small for a second BLAS thread to pay. Threads still spinning from the
+    caller's own BLAS calls just before a fit are not stopped by this: they go idle by
+    themselves within ~0.1 s.
     """
     with _native_thread_pools().limit(limits=1, user_api="blas"):
         yield

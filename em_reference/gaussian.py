@@ -1,36 +1,39 @@
-"""Gaussian mixture: log densities, sufficient statistics and the (MAP-)EM M-step, by hand.
+"""Gaussian mixture: log densities, the (MAP-)M-step and the fast kernel's features, by hand.
 
 Shapes: X (N, D); weights (K,); means (K, D); covariances full (K, D, D), tied (D, D),
 diag (K, D), spherical (K,) (scikit-learn's conventions); precisions_cholesky the same shapes
 (for full/tied the upper-triangular P with P P^T = Sigma^-1, for diag/spherical 1/sqrt(var)).
 
-Two ways to the (N, K) log densities, checked against each other in the tests:
+The textbook path (Bishop, PRML sec. 9.2.2) reads the formulas directly:
 
-* ``log_joint_matrix`` (the public function, used by predict/score): the Cholesky factor of the
-  precision makes the Mahalanobis term ||X P_k - mu_k P_k||^2, with no matrix inverse and no
-  cancellation.
-* the EM loop's fast path (``GaussianFamily.block_log_joint``): a Gaussian is an exponential
-  family, log pi_k + log N(x | mu_k, Sigma_k) = T(x) . eta_k with features T(x) = (1, x, the
-  quadratic terms), so the E-step is one (C, F) x (F, K) product and the sufficient statistics
-  (N_k from the constant feature) are one (K, C) x (C, F) product against the same T(X) chunk
-  (``features``). The expansion x'Lx - 2 mu'Lx + mu'L mu cancels for tight components far
-  from the data's centre, harmlessly in float64 (the estimator centres the data) but not in
-  float32: full and tied covariances in float32 keep the Cholesky form (as scikit-learn and
-  gmmx do).
+* ``log_joint_matrix``: log pi_k + log N(x_n | mu_k, Sigma_k), the Mahalanobis term as
+  ||(x_n - mu_k) P_k||^2 from the difference x_n - mu_k (no cancellation between large terms);
+* ``GaussianFamily.component_m_step``: mu_k = sum_n r_nk x_n / N_k and
+  Sigma_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T / N_k (+ the prior's terms), again from
+  differences.
+
+The fast kernel (em_reference.fast) uses that a Gaussian is an exponential family:
+log pi_k + log N(x | mu_k, Sigma_k) = T(x) . eta_k with features T(x) = (1, x, the quadratic
+terms) (``features``, ``natural_parameters``), and reads the M-step from the moments
+R^T T(X) (``stats_from_moments``, ``m_step``). The expansion x'Lx - 2 mu'Lx + mu'L mu cancels
+for tight components far from the data's centre: harmless in float64 on centred data, not in
+float32, where full and tied covariances keep the Cholesky form (as scikit-learn and gmmx do).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from em_reference import config  # noqa: F401  (float64)
-from em_reference.priors import GaussianMixturePrior
+from em_reference.family import FamilyBase, nk_guard, weights_update
+from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -56,6 +59,12 @@ class GaussianStats(NamedTuple):
     sxx: jax.Array
 
 
+def covariance_shape(covariance_type, n_components, n_features):
+    k, d = n_components, n_features
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
+            "spherical": (k,)}[covariance_type]
+
+
 def precisions_cholesky(covariances, covariance_type):
     """Cholesky factors of the precisions (same shapes as covariances)."""
     if covariance_type in ("full", "tied"):
@@ -66,33 +75,31 @@ def precisions_cholesky(covariances, covariance_type):
     return 1.0 / jnp.sqrt(covariances)
 
 
+# ------------------------------------------------------------------ the textbook formulas
 def log_gaussian_prob(X, means, prec_chol, covariance_type):
-    """log N(x_n | mu_k, Sigma_k) for every sample and component: (N, K)."""
-    n, d = X.shape
-    if covariance_type == "full":
-        cols = []
-        for k in range(means.shape[0]):
-            y = X @ prec_chol[k] - means[k] @ prec_chol[k]
-            cols.append(jnp.sum(y * y, axis=1))
-        maha = jnp.stack(cols, axis=1)
+    """log N(x_n | mu_k, Sigma_k) for every sample and component: (N, K).
+
+    One component at a time (lax.map: no (K, N, D) temporary), from the differences
+    x_n - mu_k, so points and means far from the origin lose nothing to cancellation.
+    """
+    d = X.shape[1]
+    k = means.shape[0]
+    if covariance_type == "tied":
+        prec_chol = jnp.broadcast_to(prec_chol, (k, d, d))
+    elif covariance_type == "spherical":
+        prec_chol = jnp.broadcast_to(prec_chol[:, None], (k, d))
+
+    def mahalanobis(mean_and_chol):
+        mean, pc = mean_and_chol
+        diff = X - mean
+        y = diff @ pc if pc.ndim == 2 else diff * pc
+        return jnp.sum(y * y, axis=1)
+
+    maha = jax.lax.map(mahalanobis, (means, prec_chol)).T  # (N, K)
+    if covariance_type in ("full", "tied"):
         log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
-    elif covariance_type == "tied":
-        xp, mp = X @ prec_chol, means @ prec_chol
-        maha = (jnp.sum(xp * xp, axis=1)[:, None] - 2.0 * xp @ mp.T
-                + jnp.sum(mp * mp, axis=1)[None, :])
-        log_det = jnp.sum(jnp.log(jnp.diag(prec_chol)))
-    elif covariance_type == "diag":
-        prec = prec_chol**2
-        maha = ((X * X) @ prec.T - 2.0 * X @ (means * prec).T
-                + jnp.sum(means**2 * prec, axis=1)[None, :])
+    else:
         log_det = jnp.sum(jnp.log(prec_chol), axis=1)
-    else:  # spherical
-        prec = prec_chol**2
-        maha = (jnp.sum(X * X, axis=1)[:, None] - 2.0 * X @ means.T
-                + jnp.sum(means**2, axis=1)[None, :]) * prec[None, :]
-        log_det = d * jnp.log(prec_chol)
-    # the expanded forms can round a true zero to a tiny negative number
-    maha = jnp.maximum(maha, 0.0)
     return -0.5 * (d * LOG_2PI + maha) + log_det
 
 
@@ -113,16 +120,92 @@ def log_likelihood(X, params, covariance_type, sample_weight=None):
     return jnp.sum(jnp.asarray(sample_weight) * per_sample)
 
 
+def mean_update(nk, sx, prior):
+    """mu_k = S_x / N_k (MLE) or (S_x + kappa0 m0) / (N_k + kappa0) (MAP). sx (K, D)."""
+    if prior is None:
+        return sx / nk[:, None]
+    return (sx + prior.mean_precision * prior.mean_prior) / (nk + prior.mean_precision)[:, None]
+
+
+def scatter(X, weighted_resp, means, covariance_type):
+    """C_k = sum_n w_n r_nk (x_n - mu_k)(x_n - mu_k)^T about the given means, from the
+    differences: (K, D, D) for full, the sum over k (D, D) for tied, the diagonal (K, D) for
+    diag and spherical. One component at a time (no (K, N, D) temporary)."""
+
+    def one(resp_and_mean):
+        resp, mean = resp_and_mean
+        diff = X - mean
+        if covariance_type in ("full", "tied"):
+            return (diff * resp[:, None]).T @ diff
+        return resp @ (diff * diff)
+
+    per_component = jax.lax.map(one, (weighted_resp.T, means))
+    return jnp.sum(per_component, axis=0) if covariance_type == "tied" else per_component
+
+
+def covariance_update(nk, scatter_about_means, means, covariance_type, reg_covar, prior):
+    """The covariances maximising the expected complete-data log joint, given the new means
+    and the scatter C_k about them, with the regulariser r = reg_covar counted as EM's
+    objective counts it (``log_regulariser``: each point's log density is penalised by
+    r tr(Sigma_k^-1) / 2, the expected Mahalanobis term of an isotropic N(0, r I) jitter),
+    so that r N_k I joins the scatter.
+
+    MLE: Sigma_k = (C_k + r N_k I) / N_k = C_k / N_k + r I, scikit-learn's update. With the
+    prior of em_reference.priors (alpha, m0, kappa0, nu0, Psi0) and d_k = mu_k - m0:
+      full:   Sigma_k = (Psi0 + C_k + kappa0 d_k d_k^T + r N_k I) / (N_k + nu0 + D + 2)
+      tied:   Sigma   = (Psi0 + sum_k [C_k + kappa0 d_k d_k^T] + r N I) / (N + K + nu0 + D + 1)
+      diag:   var_kd  = (Psi0_d + C_kd + kappa0 d_kd^2 + r N_k) / (N_k + nu0 + 3)
+      sph.:   var_k   = (Psi0 + tr C_k + kappa0 ||d_k||^2 + r D N_k) / (D N_k + D + nu0 + 2)
+    """
+    k, d = means.shape
+    c = scatter_about_means
+    r = reg_covar
+    if covariance_type == "full":
+        if prior is None:
+            cov = c / nk[:, None, None] + r * jnp.eye(d, dtype=c.dtype)
+        else:
+            dm = means - prior.mean_prior
+            cov = (prior.covariance_prior + c
+                   + prior.mean_precision * dm[:, :, None] * dm[:, None, :]
+                   + r * nk[:, None, None] * jnp.eye(d, dtype=c.dtype)) / (
+                nk + prior.degrees_of_freedom + d + 2.0)[:, None, None]
+        return 0.5 * (cov + jnp.swapaxes(cov, 1, 2))
+    if covariance_type == "tied":
+        n_total = jnp.sum(nk)
+        if prior is None:
+            cov = c / n_total + r * jnp.eye(d, dtype=c.dtype)
+        else:
+            dm = means - prior.mean_prior
+            cov = (prior.covariance_prior + c + prior.mean_precision * dm.T @ dm
+                   + r * n_total * jnp.eye(d, dtype=c.dtype)) / (
+                n_total + k + prior.degrees_of_freedom + d + 1.0)
+        return 0.5 * (cov + cov.T)
+    # moments expanded about the mean can round a scatter below zero (a constant column)
+    c = jnp.maximum(c, 0.0)
+    if covariance_type == "diag":
+        if prior is None:
+            return c / nk[:, None] + r
+        dm = means - prior.mean_prior
+        return (prior.covariance_prior + c + prior.mean_precision * dm**2 + r * nk[:, None]) / (
+            nk + prior.degrees_of_freedom + 3.0)[:, None]
+    if prior is None:
+        return jnp.mean(c / nk[:, None], axis=1) + r
+    dm = means - prior.mean_prior
+    return (prior.covariance_prior + jnp.sum(c, axis=1)
+            + prior.mean_precision * jnp.sum(dm**2, axis=1) + r * d * nk) / (
+        d * nk + d + prior.degrees_of_freedom + 2.0)
+
+
+# ------------------------------------------------------------------ raw moments (fast kernel)
 def sufficient_stats(X, weighted_resp, covariance_type):
     """Sufficient statistics from responsibilities already multiplied by sample weights.
 
     X (N, D); weighted_resp (N, K) = w_n r_nk. Second moments are weighted Gram matrices.
-    The EM loop calls this on chunks of rows (loop.e_pass), which bounds the temporaries.
     """
     nk = jnp.sum(weighted_resp, axis=0)
     sx = weighted_resp.T @ X
     if covariance_type == "full":
-        # one (N, K*D) x (N, D) product: fast, and only (K, N, D)-sized on a chunk of rows
+        # one (N, K*D) x (N, D) product: only (K, N, D)-sized on a chunk of rows
         n, k = weighted_resp.shape
         z = (weighted_resp[:, :, None] * X[:, None, :]).reshape(n, -1)
         sxx = (z.T @ X).reshape(k, X.shape[1], X.shape[1])
@@ -131,6 +214,29 @@ def sufficient_stats(X, weighted_resp, covariance_type):
     else:
         sxx = weighted_resp.T @ (X * X)
     return GaussianStats(nk, sx, sxx)
+
+
+def scatter_from_stats(stats, means, nk, covariance_type):
+    """C_k about ``means`` from raw moments: Sxx - Sx mu^T - mu Sx^T + N_k mu mu^T (the
+    fast kernel's form of ``scatter``; it loses ~(|mu| / sd)^2 eps, so data are centred)."""
+    if covariance_type == "full":
+        outer_sx_mu = stats.sx[:, :, None] * means[:, None, :]
+        return (stats.sxx - outer_sx_mu - jnp.swapaxes(outer_sx_mu, 1, 2)
+                + nk[:, None, None] * means[:, :, None] * means[:, None, :])
+    if covariance_type == "tied":
+        sx_mu = stats.sx.T @ means
+        return stats.sxx - sx_mu - sx_mu.T + (means * nk[:, None]).T @ means
+    return stats.sxx - 2.0 * means * stats.sx + nk[:, None] * means**2
+
+
+def m_step(stats: GaussianStats, covariance_type, reg_covar, prior: GaussianMixturePrior | None):
+    """Closed-form (MAP-)M-step from sufficient statistics (weights by
+    family.weights_update, means by ``mean_update``, covariances by ``covariance_update``)."""
+    nk = stats.nk + nk_guard(stats.nk.dtype)
+    means = mean_update(nk, stats.sx, prior)
+    cov = covariance_update(nk, scatter_from_stats(stats, means, nk, covariance_type), means,
+                            covariance_type, reg_covar, prior)
+    return GaussianParams(weights_update(stats.nk, prior), means, cov)
 
 
 def features(X, covariance_type):
@@ -146,6 +252,12 @@ def features(X, covariance_type):
         d = X.shape[1]
         return jnp.concatenate([ones, X] + [X[:, i:i + 1] * X[:, i:] for i in range(d)], axis=1)
     return jnp.concatenate([ones, X, X * X], axis=1)
+
+
+def feature_width(n_features, covariance_type):
+    """F: 1 + D + D(D+1)/2 (full, tied) or 1 + 2D (diag, spherical)."""
+    d = n_features
+    return 1 + d + (d * (d + 1) // 2 if covariance_type in ("full", "tied") else d)
 
 
 def natural_parameters(params, covariance_type):
@@ -191,12 +303,36 @@ def stats_from_moments(moments, covariance_type):
     return GaussianStats(nk, sx, sxx)
 
 
+def n_parameters(n_components, n_features, covariance_type):
+    """Number of free parameters (for BIC/AIC), as scikit-learn counts them."""
+    k, d = n_components, n_features
+    cov = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d,
+           "spherical": k}[covariance_type]
+    return int(cov + k * d + k - 1)
+
+
+# ------------------------------------------------------------------ log-Cholesky coordinates
+def _log_cholesky(cov):
+    """Lower Cholesky factor of (..., D, D) with its diagonal replaced by its log."""
+    low = jnp.linalg.cholesky(cov)
+    diag = jnp.diagonal(low, axis1=-2, axis2=-1)
+    return low + (jnp.log(diag) - diag)[..., None] * jnp.eye(cov.shape[-1], dtype=cov.dtype)
+
+
+def _from_log_cholesky(u):
+    """Inverse of ``_log_cholesky`` (reads the lower triangle only)."""
+    low = jnp.tril(u)
+    diag = jnp.diagonal(low, axis1=-2, axis2=-1)
+    low = low + (jnp.exp(diag) - diag)[..., None] * jnp.eye(u.shape[-1], dtype=u.dtype)
+    return low @ jnp.swapaxes(low, -1, -2)
+
+
 @dataclass(frozen=True)
-class GaussianFamily:
-    """What the generic EM loop needs to know about Gaussian mixtures (hashable: jit-static).
+class GaussianFamily(FamilyBase):
+    """Gaussian mixtures for em_reference.family.MixtureFamily (hashable: jit-static).
 
     covariance_type: "full" | "tied" | "diag" | "spherical"; reg_covar: added to covariance
-    diagonals after every M-step; fixed: names of parameters the M-step leaves unchanged
+    diagonals by every M-step; fixed: names of parameters the M-step leaves unchanged
     (e.g. ("weights", "covariances") turns hard EM into k-means).
     """
 
@@ -204,32 +340,78 @@ class GaussianFamily:
     reg_covar: float = 1e-6
     fixed: tuple = ()
 
-    def log_joint_matrix(self, X, params):
-        return log_joint_matrix(X, params, self.covariance_type)
+    params_class: ClassVar[type] = GaussianParams
+    prior_class: ClassVar[type] = GaussianMixturePrior
 
-    def sufficient_stats(self, X, weighted_resp):
-        return sufficient_stats(X, weighted_resp, self.covariance_type)
+    def __post_init__(self):
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, "
+                             f"got {self.covariance_type!r}")
 
-    # the EM loop's fast path: prepare once per E-step, then block by block
+    # ---- the textbook path
+    def log_regulariser(self, params):
+        """-reg_covar tr(Sigma_k^-1) / 2 per component: with it in EM's log joint, the M-step
+        Sigma_k = C_k / N_k + reg_covar I (scikit-learn's) is the exact maximiser of EM's
+        objective, which then never decreases; it is sum_n log sum_k pi_k N(x_n | mu_k,
+        Sigma_k) exp(-reg_covar tr(Sigma_k^-1) / 2), a lower bound on the log-likelihood equal
+        to it at reg_covar = 0."""
+        if self.reg_covar == 0.0:
+            return jnp.zeros_like(params.weights)
+        k = params.weights.shape[0]
+        pc = precisions_cholesky(params.covariances, self.covariance_type)
+        d = params.means.shape[1]
+        if self.covariance_type == "full":
+            trace = jnp.sum(pc**2, axis=(1, 2))
+        elif self.covariance_type == "tied":
+            trace = jnp.full(k, jnp.sum(pc**2))
+        elif self.covariance_type == "diag":
+            trace = jnp.sum(pc**2, axis=1)
+        else:
+            trace = d * pc**2
+        return -0.5 * self.reg_covar * trace
+
+    def unregularised(self):
+        return dataclasses.replace(self, reg_covar=0.0)
+
+    def log_component_densities(self, X, params):
+        prec_chol = precisions_cholesky(params.covariances, self.covariance_type)
+        return log_gaussian_prob(X, params.means, prec_chol, self.covariance_type)
+
+    def component_m_step(self, X, weighted_resp, nk, prior):
+        means = mean_update(nk, weighted_resp.T @ X, prior)
+        c = scatter(X, weighted_resp, means, self.covariance_type)
+        return {"means": means, "covariances": covariance_update(
+            nk, c, means, self.covariance_type, self.reg_covar, prior)}
+
+    # ---- the fast kernel
+    def features(self, X):
+        return features(X, self.covariance_type)
+
+    def feature_width(self, n_features):
+        return feature_width(n_features, self.covariance_type)
+
+    def natural_parameters(self, params):
+        return natural_parameters(params, self.covariance_type)
+
+    def component_m_step_from_moments(self, moments, nk, prior):
+        stats = stats_from_moments(moments, self.covariance_type)
+        means = mean_update(nk, stats.sx, prior)
+        c = scatter_from_stats(stats, means, nk, self.covariance_type)
+        return {"means": means, "covariances": covariance_update(
+            nk, c, means, self.covariance_type, self.reg_covar, prior)}
+
     def linear_log_joint(self, dtype):
-        """True when ``block_log_joint(feats, prepared)`` is ``feats @ prepared`` (prepared:
-        the natural parameters (F, K)) and the stats are ``stats_from_moments(R^T feats)``:
-        always in float64; float32 full and tied keep the Cholesky form (module docstring)."""
+        """The expanded quadratic T(x) @ eta always in float64; float32 full and tied keep
+        the Cholesky form (module docstring)."""
         return self.covariance_type in ("diag", "spherical") or dtype == jnp.float64
 
     def prepare(self, params):
-        """Parameter-only quantities of one E-step, computed once outside the chunk loop."""
         if self.linear_log_joint(params.means.dtype):
-            return natural_parameters(params, self.covariance_type)
-        return (jnp.log(params.weights), params.means,
+            return self.em_natural_parameters(params)
+        return (jnp.log(params.weights) + self.log_regulariser(params), params.means,
                 precisions_cholesky(params.covariances, self.covariance_type))
 
-    def block_features(self, X):
-        """T(X) (C, 1 + D + Q) for a block of rows X (C, D)."""
-        return features(X, self.covariance_type)
-
     def block_log_joint(self, feats, prepared):
-        """log joint (C, K) for a block of rows, from their features T(X) (C, 1 + D + Q)."""
         if self.linear_log_joint(feats.dtype):
             return feats @ prepared
         log_weights, means, prec_chol = prepared
@@ -237,106 +419,53 @@ class GaussianFamily:
         return log_weights[None, :] + log_gaussian_prob(X, means, prec_chol,
                                                         self.covariance_type)
 
-    def stats_from_moments(self, moments):
-        """GaussianStats (the same as ``sufficient_stats``) from moments (K, F) = R^T T(X)."""
-        return stats_from_moments(moments, self.covariance_type)
-
-    def feature_width(self, n_features):
-        """F, the number of features T(x) per row: 1 + D + D(D+1)/2, or 1 + 2D (diag, sph.)."""
-        d = n_features
-        return 1 + d + (d * (d + 1) // 2 if self.covariance_type in ("full", "tied") else d)
-
-    def log_prior(self, params, prior):
-        return prior.log_prob(params)
-
-    def m_step(self, stats, old, prior):
-        """Maximise E_q[log p(X, Z | theta)] (+ log p(theta) when prior is given)."""
-        new = m_step(stats, self.covariance_type, self.reg_covar, prior)
-        if old is None:  # nothing to hold fixed (the initial M-step)
-            return new
-        return GaussianParams(*(getattr(old, name) if name in self.fixed else getattr(new, name)
-                                for name in GaussianParams._fields))
-
-
-def m_step(stats: GaussianStats, covariance_type, reg_covar, prior: GaussianMixturePrior | None):
-    """Closed-form (MAP-)M-step from sufficient statistics.
-
-    MLE: pi_k = N_k / N, mu_k = S_x / N_k, Sigma_k = weighted scatter / N_k (+ reg_covar), as
-    scikit-learn. With the prior of em_reference.priors (alpha, m0, kappa0, nu0, Psi0):
-      pi_k    = (N_k + alpha_k - 1) / (N + sum(alpha) - K)
-      mu_k    = (S_x + kappa0 m0) / (N_k + kappa0)
-      full:   Sigma_k = (Psi0 + C_k + kappa0 (mu_k - m0)(mu_k - m0)^T) / (N_k + nu0 + D + 2)
-      tied:   Sigma   = (Psi0 + sum_k [C_k + kappa0 (mu_k - m0)(..)^T]) / (N + K + nu0 + D + 1)
-      diag:   var_kd  = (Psi0_d + C_kd + kappa0 (mu_kd - m0_d)^2) / (N_k + nu0 + 3)
-      sph.:   var_k   = (Psi0 + tr C_k + kappa0 ||mu_k - m0||^2) / (D N_k + D + nu0 + 2)
-    where C_k = sum_n w_n r_nk (x_n - mu_k)(x_n - mu_k)^T is the scatter about the new mean.
-    """
-    # sklearn's guard: an emptied component keeps a finite mean and a reg_covar covariance
-    nk = stats.nk + 10.0 * jnp.finfo(stats.nk.dtype).eps
-    n_total = jnp.sum(stats.nk)
-    k, d = stats.sx.shape
-    if prior is None:
-        weights = nk / jnp.sum(nk)
-        means = stats.sx / nk[:, None]
-    else:
-        alpha = jnp.broadcast_to(prior.weight_concentration, nk.shape)
-        # with alpha < 1 the mode can sit on the simplex boundary; keep it just inside
-        numer = jnp.maximum(stats.nk + alpha - 1.0, 10.0 * jnp.finfo(nk.dtype).eps)
-        weights = numer / jnp.sum(numer)
-        means = (stats.sx + prior.mean_precision * prior.mean_prior) / (
-            nk + prior.mean_precision)[:, None]
-
-    if covariance_type == "full":
-        # C_k = Sxx - Sx mu^T - mu Sx^T + N_k mu mu^T
-        outer_sx_mu = stats.sx[:, :, None] * means[:, None, :]
-        scatter = (stats.sxx - outer_sx_mu - jnp.swapaxes(outer_sx_mu, 1, 2)
-                   + nk[:, None, None] * means[:, :, None] * means[:, None, :])
-        if prior is None:
-            cov = scatter / nk[:, None, None]
+    # ---- geometry: weights as log pi, means in units of the data's spread, covariances as
+    # the log-Cholesky factor of the covariance in those units
+    def to_unconstrained(self, params, scale):
+        ct, cov = self.covariance_type, params.covariances
+        if ct in ("full", "tied"):
+            u_cov = _log_cholesky(cov / jnp.outer(scale, scale))
+        elif ct == "diag":
+            u_cov = jnp.log(cov / scale**2)
         else:
-            dm = means - prior.mean_prior
-            cov = (prior.covariance_prior + scatter
-                   + prior.mean_precision * dm[:, :, None] * dm[:, None, :]) / (
-                nk + prior.degrees_of_freedom + d + 2.0)[:, None, None]
-        cov = cov + reg_covar * jnp.eye(d, dtype=cov.dtype)
-        cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2))
-    elif covariance_type == "tied":
-        # sum_k C_k about the new means
-        sx_mu = stats.sx.T @ means
-        scatter = stats.sxx - sx_mu - sx_mu.T + (means * nk[:, None]).T @ means
-        if prior is None:
-            cov = scatter / n_total
-        else:
-            dm = means - prior.mean_prior
-            cov = (prior.covariance_prior + scatter + prior.mean_precision * dm.T @ dm) / (
-                n_total + k + prior.degrees_of_freedom + d + 1.0)
-        cov = cov + reg_covar * jnp.eye(d, dtype=cov.dtype)
-        cov = 0.5 * (cov + cov.T)
-    else:  # diag and spherical share the per-dimension scatter
-        scatter = stats.sxx - 2.0 * means * stats.sx + nk[:, None] * means**2
-        if covariance_type == "diag":
-            if prior is None:
-                cov = scatter / nk[:, None]
-            else:
-                dm = means - prior.mean_prior
-                cov = (prior.covariance_prior + scatter + prior.mean_precision * dm**2) / (
-                    nk + prior.degrees_of_freedom + 3.0)[:, None]
-        else:
-            if prior is None:
-                cov = jnp.mean(scatter / nk[:, None], axis=1)
-            else:
-                dm = means - prior.mean_prior
-                cov = (prior.covariance_prior + jnp.sum(scatter, axis=1)
-                       + prior.mean_precision * jnp.sum(dm**2, axis=1)) / (
-                    d * nk + d + prior.degrees_of_freedom + 2.0)
-        # expanded moments can round a variance below zero for a (near-)constant column
-        cov = jnp.maximum(cov, 0.0) + reg_covar
-    return GaussianParams(weights, means, cov)
+            u_cov = jnp.log(cov / jnp.mean(scale**2))
+        return GaussianParams(self._weights_to_unconstrained(params.weights),
+                              params.means / scale, u_cov)
 
+    def from_unconstrained(self, u, scale):
+        ct = self.covariance_type
+        if ct in ("full", "tied"):
+            cov = _from_log_cholesky(u.covariances) * jnp.outer(scale, scale)
+        elif ct == "diag":
+            cov = jnp.exp(u.covariances) * scale**2
+        else:
+            cov = jnp.exp(u.covariances) * jnp.mean(scale**2)
+        return GaussianParams(self._weights_from_unconstrained(u.weights), u.means * scale, cov)
 
-def n_parameters(n_components, n_features, covariance_type):
-    """Number of free parameters (for BIC/AIC), as scikit-learn counts them."""
-    k, d = n_components, n_features
-    cov = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d,
-           "spherical": k}[covariance_type]
-    return int(cov + k * d + k - 1)
+    # ---- bookkeeping
+    def n_parameters(self, n_components, n_features):
+        return n_parameters(n_components, n_features, self.covariance_type)
+
+    def data_center(self, X, sample_weight):
+        # EM runs on data relative to their mean: scatter matrices from raw moments lose
+        # digits when the mean is far from zero compared with the spread. A matrix-vector
+        # product: np.average would make an (N, D) temporary X * w
+        return (sample_weight @ X) / np.sum(sample_weight)
+
+    def data_scale(self, X, sample_weight):
+        """The weighted standard deviation per feature (1 where a feature is constant), from
+        differences to the mean, a block of rows at a time (no full-size temporary)."""
+        w = sample_weight / np.sum(sample_weight)
+        mean = w @ X
+        var = sum(w[i:i + 2**16] @ (X[i:i + 2**16] - mean) ** 2
+                  for i in range(0, X.shape[0], 2**16))
+        return np.where(var > 0, np.sqrt(var), 1.0)
+
+    def translate(self, obj, shift):
+        """Move means (GaussianParams, or a dict of some of its fields) or mean_prior
+        (GaussianMixturePrior) by shift (D,)."""
+        if isinstance(obj, GaussianMixturePrior):
+            return dataclasses.replace(obj, mean_prior=obj.mean_prior + shift)
+        if isinstance(obj, dict):
+            return {**obj, "means": obj["means"] + shift} if "means" in obj else obj
+        return obj._replace(means=obj.means + shift)

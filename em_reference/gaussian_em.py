@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import numpy as np
 
 from em_reference.base import MixtureEM
-from em_reference.gaussian import (GaussianFamily, GaussianParams, n_parameters,
+from em_reference.gaussian import (GaussianFamily, GaussianParams, covariance_shape,
                                    precisions_cholesky)
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 from em_reference.validation import (check_choice, check_float, check_init_array,
@@ -21,31 +19,37 @@ _precisions_cholesky = jax.jit(precisions_cholesky, static_argnames="covariance_
 class GaussianMixtureEM(MixtureEM):
     """Gaussian mixture fitted by EM (MLE), MAP-EM (``prior``) or hard/classification EM.
 
-    Parameters follow sklearn.mixture.GaussianMixture, plus:
-    prior : None | "default" | GaussianMixturePrior. None: maximum likelihood. "default":
-        GaussianMixturePrior.default(X, K, covariance_type) (Fraley & Raftery 2007). The
-        M-step then maximises E_q[log p(X, Z | theta)] + log p(theta).
-    assignment : "soft" (EM) | "hard" (classification EM; objective = sum_n max_k
-        log p(x_n, z_n = k)). Hard EM with covariance_type="spherical", equal initial
-        weights and variances and fixed_params=("weights", "covariances") is k-means.
-    fixed_params : names among ("weights", "means", "covariances") the M-step leaves at their
-        initial values.
-    dtype : "float64" (default) | "float32" for the computation.
+    Parameters follow sklearn.mixture.GaussianMixture; tol, cert_tol, max_iter, n_init,
+    init_params, prior, assignment, fixed_params, acceleration, algorithm, dtype and
+    random_state are the common ones of em_reference.base.MixtureEM (read there: tol is not
+    scikit-learn's). Gaussian-specific:
+    covariance_type : "full" | "tied" | "diag" | "spherical".
+    reg_covar : r >= 0 (default 1e-6), added to every covariance's diagonal by the M-step, as
+        in scikit-learn. EM's objective counts it (GaussianFamily.log_regulariser): each
+        component's log density inside EM is penalised by r tr(Sigma_k^-1) / 2, which makes
+        Sigma_k = C_k / N_k + r I the exact maximiser, so lower_bound_ never decreases;
+        lower_bound_ is then sum_n log sum_k pi_k N(x_n | mu_k, Sigma_k)
+        exp(-r tr(Sigma_k^-1) / 2) (+ log prior), a lower bound on the log-likelihood
+        (log_likelihood_ is the log-likelihood itself). With a prior the same term adds
+        r N_k I to the MAP update's scatter. reg_covar=0 gives plain (MAP-)EM.
+    prior : None | "default" | GaussianMixturePrior. "default":
+        GaussianMixturePrior.default(X, K, covariance_type) (Fraley & Raftery 2007).
+    weights_init (K,), means_init (K, D), precisions_init (scikit-learn's shapes): a start.
+    fixed_params : among ("weights", "means", "covariances"). Hard EM with
+        covariance_type="spherical", equal initial weights and variances and
+        fixed_params=("weights", "covariances") is k-means.
 
     Fitted attributes: weights_ (K,), means_ (K, D), covariances_ and precisions_cholesky_
-    (full (K, D, D), tied (D, D), diag (K, D), spherical (K,)), precisions_, converged_,
-    n_iter_, lower_bound_ (objective at the returned parameters: total log-likelihood for the
-    MLE, total log joint = log-likelihood + log prior for MAP-EM), lower_bounds_ (that
-    objective per iteration, the last entry at the returned parameters), prior_.
-    tol applies to the change of the objective per sample (scikit-learn's convention).
+    (full (K, D, D), tied (D, D), diag (K, D), spherical (K,)), precisions_, and the common
+    ones (MixtureEM): lower_bound_, lower_bounds_, log_likelihood_, converged_,
+    gradient_norm_, distance_to_optimum_, n_iter_, prior_.
     """
 
-    _params_class = GaussianParams
-
-    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
-                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-10, reg_covar=1e-6,
+                 max_iter=10_000, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, prior=None, assignment="soft",
-                 fixed_params=(), dtype="float64", random_state=None):
+                 fixed_params=(), acceleration=None, cert_tol=None, algorithm="auto",
+                 dtype="float64", random_state=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -59,6 +63,9 @@ class GaussianMixtureEM(MixtureEM):
         self.prior = prior
         self.assignment = assignment
         self.fixed_params = fixed_params
+        self.acceleration = acceleration
+        self.cert_tol = cert_tol
+        self.algorithm = algorithm
         self.dtype = dtype
         self.random_state = random_state
 
@@ -73,24 +80,14 @@ class GaussianMixtureEM(MixtureEM):
         return GaussianFamily(self.covariance_type, float(self.reg_covar),
                               tuple(self.fixed_params or ()))
 
-    def _resolve_prior(self, X, w):
-        k, d = self.n_components, X.shape[1]
-        if self.prior is None:
-            return None
-        if isinstance(self.prior, str) and self.prior == "default":
-            return GaussianMixturePrior.default(X, k, self.covariance_type, w).validate(d, k)
-        if isinstance(self.prior, GaussianMixturePrior):
-            if self.prior.covariance_type != self.covariance_type:
-                raise ValueError(f"prior is for covariance_type={self.prior.covariance_type!r} "
-                                 f"but the estimator has {self.covariance_type!r}")
-            return self.prior.validate(d, k)
-        raise ValueError(f"prior must be None, 'default' or a GaussianMixturePrior, "
-                         f"got {self.prior!r}")
+    def _default_prior(self, X, w):
+        return GaussianMixturePrior.default(X, self.n_components, self.covariance_type, w)
 
-    def _cov_shape(self, d):
-        k = self.n_components
-        return {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
-                "spherical": (k,)}[self.covariance_type]
+    def _validate_prior(self, prior, n_features, n_components):
+        if prior.covariance_type != self.covariance_type:
+            raise ValueError(f"prior is for covariance_type={prior.covariance_type!r} "
+                             f"but the estimator has {self.covariance_type!r}")
+        return prior.validate(n_features, n_components)
 
     def _user_init(self, d):
         k, user = self.n_components, {}
@@ -99,7 +96,8 @@ class GaussianMixtureEM(MixtureEM):
         if self.means_init is not None:
             user["means"] = check_init_array("means_init", self.means_init, (k, d))
         if self.precisions_init is not None:
-            prec = check_init_array("precisions_init", self.precisions_init, self._cov_shape(d))
+            prec = check_init_array("precisions_init", self.precisions_init,
+                                    covariance_shape(self.covariance_type, k, d))
             if self.covariance_type in ("full", "tied"):
                 if np.any(np.linalg.eigvalsh(prec) <= 0):
                     raise ValueError("precisions_init must be symmetric positive definite")
@@ -109,17 +107,6 @@ class GaussianMixtureEM(MixtureEM):
             else:
                 user["covariances"] = 1.0 / prec
         return user
-
-    def _data_center(self, X, w):
-        # a matrix-vector product: np.average would make an (N, D) temporary X * w
-        return (w @ X) / np.sum(w)
-
-    @staticmethod
-    def _translate(obj, shift):
-        """Move means (GaussianParams) or mean_prior (GaussianMixturePrior) by shift (D,)."""
-        if isinstance(obj, GaussianMixturePrior):
-            return dataclasses.replace(obj, mean_prior=obj.mean_prior + shift)
-        return obj._replace(means=obj.means + shift)
 
     def _store(self, params):
         self.weights_, self.means_, self.covariances_ = (np.asarray(p) for p in params)
@@ -133,9 +120,6 @@ class GaussianMixtureEM(MixtureEM):
 
     def _params(self):
         return GaussianParams(self.weights_, self.means_, self.covariances_)
-
-    def _n_parameters(self):
-        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
 
     def _sample_component(self, rng, k, n):
         mean, cov = self.means_[k], self.covariances_

@@ -19,8 +19,8 @@ def initial_responsibilities(X, n_components, init_params, rng, sample_weight):
     K seed points (chosen by k-means++ or uniformly), each the only member of its component;
     random: uniform random soft responsibilities.
     """
-    # scikit-learn's OpenMP threads fight JAX's own pool for the cores: one thread is 10-30x
-    # faster here (measured: 3000 x 3 k-means 0.15-0.7 s -> 0.02 s on 2 cores)
+    # scikit-learn's OpenMP threads fight JAX's own pool for the cores: one thread is many
+    # times faster here (benchmarks/README.md)
     with config.one_native_thread():
         return _responsibilities(X, n_components, init_params, rng, sample_weight)
 

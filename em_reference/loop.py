@@ -1,28 +1,46 @@
-"""The EM loop, written once for every mixture family (BlackJAX-style pure functions).
+"""The EM iteration, written once for every family and both engines (BlackJAX-style pure
+functions), with its stopping rule, its certificate and SQUAREM acceleration.
 
-A family (GaussianFamily, PoissonFamily) supplies ``prepare(params)`` (what one E-step needs
-of the parameters, computed once), ``block_features(X_block) -> (C, F)`` (the sufficient-
-statistic features T(x)), ``block_log_joint(features, prepared) -> (C, K)``,
-``stats_from_moments(R^T T(X))`` (the sufficient statistics from the responsibility-weighted
-feature sums, which the loop forms: ``block_stats``), ``m_step(stats, old_params, prior)`` and
-``log_prior(params, prior)``; when its log joint is linear in the features
-(``linear_log_joint(dtype)``: natural parameters times T(x)), restarts share one product. The
-loop is
+An engine says how one E-step and one M-step run: em_reference.textbook.TextbookEngine (the
+formulas as written, data held whole) or em_reference.fast.FastEngine (the exponential-family
+kernel: chunked, restart-batched). Either way
 
     state = em_init(params)
-    state = em_step(state, data, ...)      # E-step -> objective at state.params, M-step
-    ... inside one jitted lax.while_loop, restarts as a vmap over initial params.
+    state = em_step(state, ...)       # E-step at state.params -> objective, check, M-step
+    ...   inside one jitted lax.while_loop; restarts are a vmap over initial parameters;
+    acceleration="squarem": squarem_cycle instead of em_step.
 
-The E-step never keeps the (N, K) responsibilities: it reduces them at once to the objective
-and the sufficient statistics. With data laid out as chunks (n_chunks, C, D) it does so chunk
-by chunk in a ``lax.scan``, so memory is O(C K) whatever N is (streaming EM). Sums over samples
-are plain ``jnp.sum``s, so the same code runs on data sharded over devices (sharded EM).
-``fit_em(..., cache_features=True)`` computes T(X) once before the loop instead of once per
-iteration (faster, at N x F values of memory: the estimator does so when they fit a budget).
-A single restart then keeps a few chunks' features as separate arrays and unrolls the E-step
-over them (``UNROLL_MAX_CHUNKS``), since the scan would copy each chunk out of the cache.
-Restarts run as a vmap of one restart's loop; its E-step has its own batching rule
-(``e_pass``: jax.custom_batching) that computes every restart's log joints in one product.
+The objective is the log-likelihood for EM (with the family's regulariser, if any), plus the
+log prior for MAP-EM, and the classification log-likelihood for hard EM.
+
+Stopping rule (soft EM; tol and cert_tol are per unit of sample weight). At the point theta_t
+just evaluated, with objectives l_t, l_{t-1}, l_{t-2} of the last accepted points:
+
+* distance: Aitken's acceleration (Boehning et al. 1994; McNicholas et al. 2010). EM converges
+  linearly, l_t - l_{t-1} ~ a (l_{t-1} - l_{t-2}); with a_t that ratio, the limit is
+  l_inf = l_{t-1} + (l_t - l_{t-1}) / (1 - a_t), and l_inf - l_{t-1} estimates how far the
+  objective still is from its limit. When the last two changes are both below rounding the
+  objective is flat to machine precision and the distance is 0; when a_t is not in [0, 1)
+  the estimate is undefined (infinite).
+* certificate: the norm of the gradient of the objective with respect to the unconstrained
+  parameters (family.to_unconstrained: log weights, log-Cholesky covariances in units of the
+  data's spread, log rates, logit probabilities), divided by the total sample weight.
+
+EM stops when the distance is below tol and the certificate is below cert_tol, and returns
+the M-step from that point. Hard EM stops at a fixed point of its own assignment step (the
+M-step returns the parameters it was given, so one more step changes no assignment) whose
+objective changed by less than tol. tol = 0 never stops early.
+
+SQUAREM (Varadhan & Roland 2008, the SqS3 step length with the monotone safeguard): from
+theta_0, two EM steps give theta_1, theta_2; in unconstrained coordinates u, with
+r = u_1 - u_0 and v = u_2 - 2 u_1 + u_0, the step alpha = ||r|| / ||v|| (at least 1, at most
+an adaptive bound that starts at 1 and grows by SQUAREM_STEP_FACTOR when reached) gives
+u' = u_0 + 2 alpha r + alpha^2 v (alpha = 1 is theta_2). The objective at theta' must be at
+least that at theta_1, else alpha is halved towards 1 (at most SQUAREM_MAX_BACKTRACKS times,
+then theta' = theta_2, which EM's monotonicity accepts); then one EM step from theta'
+(stabilisation) starts the next cycle. The objective at accepted points never decreases.
+n_iter counts E-steps (passes over the data) in both modes; the trace holds, after each
+E-step, the objective of the best accepted point so far.
 """
 
 from __future__ import annotations
@@ -34,243 +52,249 @@ import jax
 import jax.numpy as jnp
 
 from em_reference import config  # noqa: F401  (float64)
-from em_reference.elementwise import exp_nonpositive, log_positive
+from em_reference import tuning
 
-# cached features of at most this many chunks are unrolled rather than scanned: the scan
-# copies each chunk's slice of the cache in every E-step (3.4 of 18 ms per iteration at
-# (100,000, 32, 16, diag)); unrolled, one iteration took 5.0 -> 3.9 ms at (100,000, 8, 8, diag),
-# 8.2 -> 6.8 ms (full), 14.6 -> 12.4 ms at (100,000, 32, 16, diag). Compilation grows by
-# ~0.1 s per chunk, hence the cap. Restarts keep the scan: unrolled, 16 restarts at
-# (100,000, 8, 8, full) ran 62 -> 84 ms per iteration under a plain vmap, 56 -> 64 in one
-# product (restarts_e_pass; diag 42 -> 59).
-UNROLL_MAX_CHUNKS = 8
+ACCELERATIONS = (None, "squarem")
 
 
 class EMState(NamedTuple):
-    """params: current parameters; objective: objective at the params of the previous
-    iteration (-inf before the first); n_iter: M-steps done; converged / failed flags;
-    trace (max_iter + 1,): objective per iteration, -inf where not reached."""
+    """params: the point the next E-step evaluates; objective: objective at the last accepted
+    point evaluated (-inf before the first); change: that objective minus the one before
+    (nan before); distance, grad_norm: the stopping rule's Aitken distance and certificate
+    (per unit of sample weight) at the last check (inf before; grad_norm nan for hard EM);
+    n_iter: E-steps done; converged / failed flags; step_max: SQUAREM's largest step length;
+    trace (max_iter + 1 + tuning.SQUAREM_MAX_CYCLE,): after each E-step, the objective of
+    the best accepted point so far (-inf where not reached); log_likelihood: after the loop,
+    the log-likelihood at the returned parameters (no prior, no regulariser)."""
 
     params: Any
     objective: jax.Array
+    change: jax.Array
+    distance: jax.Array
+    grad_norm: jax.Array
     n_iter: jax.Array
     converged: jax.Array
     failed: jax.Array
+    step_max: jax.Array
     trace: jax.Array
+    log_likelihood: jax.Array
 
 
-def e_pass(X, sample_weight, params, family, hard, features_given=False):
-    """One pass over the data at fixed params.
+class Problem(NamedTuple):
+    """What every step reads: the engine (static), the data, the prior, the tolerances, the
+    data's spread (D,) for the unconstrained coordinates, and the total sample weight."""
 
-    X (N, D) with sample_weight (N,), or chunked X (n_chunks, C, D) with (n_chunks, C); with
-    features_given, X holds the family's features instead ((N, F) or (n_chunks, C, F), or a
-    tuple of (C, F) chunks with a tuple of (C,) weights: summed unrolled).
-    Returns (objective, stats): objective = sum_n w_n log sum_k p(x_n, z=k) for soft EM, or the
-    classification log-likelihood sum_n w_n max_k log p(x_n, z=k) for hard EM; stats are the
-    family's weighted sufficient statistics.
-
-    Under vmap over params alone (restarts, ``fit_em``), soft EM in a family whose log joint is
-    linear in its features runs every restart in one product per chunk
-    (``restarts_e_pass``); anything else is the plain vmap of this function.
-    """
-
-    def plain(X, sample_weight, params):
-        return _e_pass(X, sample_weight, params, family, hard, features_given)
-
-    batched = jax.custom_batching.custom_vmap(plain)
-
-    @batched.def_vmap
-    def rule(axis_size, in_batched, X, sample_weight, params):
-        data_batched = any(jax.tree.leaves(in_batched[:2]))
-        dtype = jax.tree.leaves(params)[0].dtype
-        if (axis_size > 1 and not hard and not data_batched
-                and all(jax.tree.leaves(in_batched[2])) and family.linear_log_joint(dtype)):
-            out = restarts_e_pass(X, sample_weight, params, family, features_given)
-        else:
-            axes = jax.tree.map(lambda b: 0 if b else None, tuple(in_batched))
-            out = jax.vmap(plain, in_axes=axes)(X, sample_weight, params)
-        return out, jax.tree.map(lambda _: True, out)
-
-    # custom_vmap alone has no reverse-mode rule: derivatives (forward and reverse) are those
-    # of the plain pass, so the objective stays differentiable in the parameters
-    @jax.custom_jvp
-    def differentiable(X, sample_weight, params):
-        return batched(X, sample_weight, params)
-
-    @differentiable.defjvp
-    def jvp(primals, tangents):
-        return jax.jvp(plain, primals, tangents)
-
-    return differentiable(X, sample_weight, params)
+    engine: Any
+    data: Any
+    prior: Any
+    tol: jax.Array
+    cert_tol: jax.Array
+    scale: jax.Array
+    n_total: jax.Array
 
 
-def _e_pass(X, sample_weight, params, family, hard, features_given):
-    """``e_pass`` for one set of params."""
-    prepared = family.prepare(params)
-
-    def one_block(Xb, wb):
-        feats = Xb if features_given else family.block_features(Xb)
-        log_joint = family.block_log_joint(feats, prepared)
-        if hard:
-            per_sample = jnp.max(log_joint, axis=1)
-            resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), log_joint.shape[1],
-                                  dtype=log_joint.dtype)
-        else:
-            lse, unnorm, total = _log_sum_exp(log_joint)
-            per_sample = lse[:, 0]
-            resp = unnorm / total
-        return _weighted_sum(wb, per_sample), block_stats(family, feats, resp * wb[:, None])
-
-    return _sum_blocks(one_block, X, sample_weight)
-
-
-def block_stats(family, feats, weighted_resp):
-    """The family's sufficient statistics of a block from its features T(X) (C, F) and
-    weighted responsibilities (C, K): ``stats_from_moments`` of one (K, C) x (C, F) product."""
-    # the barrier keeps R^T materialised (C x K, small) so that XLA CPU emits a plain
-    # row-major (K, C) x (C, F) product (its fast YNNPACK kernel) rather than a dot that
-    # contracts both operands' leading axes (Eigen, ~2x slower at these shapes)
-    return family.stats_from_moments(jax.lax.optimization_barrier(weighted_resp.T) @ feats)
-
-
-def restarts_e_pass(X, sample_weight, params, family, features_given):
-    """Soft E-step of B restarts at once, for a family whose log joint is T(x) @ eta.
-
-    params: batched over restarts (leading axis B). Per chunk of rows: one (C, F) x (F, K B)
-    product gives every restart's log joints laid out (C, K, B), so the logsumexp over K
-    reduces across contiguous (C, B) planes; the moments are one (F, C) x (C, K B) product.
-    Under vmap each restart ran its own (C, F) x (F, K) product and its (K, C) x (C, F)
-    moments, with a transposed copy of the (B, C, K) responsibilities in between: 16
-    restarts at (100,000, 8, 8) took 61-65 ms per EM iteration that way, 56-57 this way
-    (full; diag 49-53 -> 41-43). Returns (objective (B,), stats batched over B), as the
-    vmap of ``e_pass`` would.
-    """
-    eta = jax.vmap(family.prepare)(params)  # (B, F, K)
-    n_restarts, n_feat, k = eta.shape
-    eta = jnp.transpose(eta, (1, 2, 0)).reshape(n_feat, k * n_restarts)  # columns (k, b)
-
-    def one_block(Xb, wb):
-        feats = Xb if features_given else family.block_features(Xb)
-        log_joint = (feats @ eta).reshape(-1, k, n_restarts)
-        lse, unnorm, total = _log_sum_exp(log_joint)  # (C, 1, B), (C, K, B), (C, 1, B)
-        objective = _weighted_sum(wb, lse[:, 0, :])
-        resp = (unnorm * (wb[:, None, None] / total)).reshape(-1, k * n_restarts)
-        # T(X)^T materialised (C x F, one copy per chunk) makes the moments a plain row-major
-        # product, not one contracting both operands' leading axes (XLA CPU: Eigen, slow)
-        moments = jax.lax.optimization_barrier(feats.T) @ resp  # (F, K B)
-        return objective, moments
-
-    objective, moments = _sum_blocks(one_block, X, sample_weight)
-    moments = jnp.transpose(moments.reshape(n_feat, k, n_restarts), (2, 1, 0))  # (B, K, F)
-    return objective, jax.vmap(family.stats_from_moments)(moments)
-
-
-def _log_sum_exp(log_joint):
-    """The E-step's log-sum-exp over components (axis 1 of (C, K) or (C, K, B) log joints),
-    from one exp per value: (log sum_k exp l_k, exp(l - max_k l), sum_k exp(l - max_k l)),
-    the sums kept as a size-1 axis 1. Responsibilities are the middle over the last."""
-    top = jax.lax.stop_gradient(jnp.max(log_joint, axis=1, keepdims=True))
-    unnorm = exp_nonpositive(log_joint - top)
-    total = jnp.sum(unnorm, axis=1, keepdims=True)
-    return top + log_positive(total), unnorm, total
-
-
-def _weighted_sum(wb, per_sample):
-    """sum_n w_n per_sample_n over the rows (axis 0; per_sample (C,) or (C, B)), zero-weight
-    rows (padding) contributing exactly nothing, even where their density is 0."""
-    w = wb.reshape(wb.shape + (1,) * (per_sample.ndim - 1))
-    return jnp.sum(jnp.where(w > 0, w * per_sample, 0.0), axis=0)
-
-
-def _sum_blocks(one_block, X, sample_weight):
-    """Sum of one_block over the data's blocks: a tuple of chunks (unrolled), one (N, .)
-    block, or (n_chunks, C, .) chunks (scanned)."""
-    if isinstance(X, tuple):
-        total = one_block(X[0], sample_weight[0])
-        for Xb, wb in zip(X[1:], sample_weight[1:]):
-            total = jax.tree.map(jnp.add, total, one_block(Xb, wb))
-        return total
-    if X.ndim == 2:
-        return one_block(X, sample_weight)
-    return scan_sum(one_block, (X, sample_weight))
-
-
-def scan_sum(fn, chunks):
-    """sum over i of fn(*[c[i] for c in chunks]) (any pytree result), one chunk at a time.
-
-    Starts from zeros rather than from chunk 0 so that no slice of the data (a full copy of
-    it, inside a while_loop) is ever made.
-    """
-    shapes = jax.eval_shape(fn, *(c[0] for c in chunks))
-    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-    def add(total, block):
-        return jax.tree.map(jnp.add, total, fn(*block)), None
-
-    return jax.lax.scan(add, zeros, chunks)[0]
-
-
-def objective(X, sample_weight, params, family, prior, hard, features_given=False):
-    """The objective EM increases: log-likelihood (+ log prior for MAP-EM)."""
-    value, _ = e_pass(X, sample_weight, params, family, hard, features_given)
+def evaluate(engine, data, params, prior):
+    """E-step at params: (objective, what the engine's M-step reads). The objective is the
+    engine's (log-likelihood or classification log-likelihood) plus log p(theta) for MAP-EM."""
+    value, payload = engine.e_step(data, params)
     if prior is not None:
-        value = value + family.log_prior(params, prior)
-    return value
+        value = value + engine.family.log_prior(params, prior)
+    return value, payload
+
+
+def objective(engine, data, params, prior):
+    """The objective EM increases, at params."""
+    return evaluate(engine, data, params, prior)[0]
 
 
 def em_init(params, max_iter):
     dtype = jax.tree.leaves(params)[0].dtype
-    return EMState(params, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0, jnp.int32),
-                   jnp.asarray(False), jnp.asarray(False),
-                   jnp.full(max_iter + 1, -jnp.inf, dtype))
+    scalar = lambda value: jnp.asarray(value, dtype)  # noqa: E731
+    return EMState(params, scalar(-jnp.inf), scalar(jnp.nan), scalar(jnp.inf), scalar(jnp.inf),
+                   jnp.asarray(0, jnp.int32), jnp.asarray(False), jnp.asarray(False),
+                   scalar(1.0), jnp.full(max_iter + 1 + tuning.SQUAREM_MAX_CYCLE, -jnp.inf,
+                                         dtype), scalar(jnp.nan))
 
 
-def em_step(state, X, sample_weight, family, prior, hard, tol, features_given=False):
-    """One EM iteration: E-step at state.params, then the (MAP-)M-step.
+def all_finite(tree):
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
-    Converged when the objective per unit of sample weight changed by less than tol (the
-    convention of scikit-learn). A non-finite objective or non-finite new parameters stop the
-    loop with ``failed`` set and the last finite parameters kept.
+
+def free_fields(family):
+    return [name for name in family.params_class._fields if name not in family.fixed]
+
+
+def squared_norm(family, u):
+    """sum of squares over the free (not fixed) parameters of an unconstrained pytree."""
+    return sum(jnp.sum(getattr(u, name) ** 2) for name in free_fields(family))
+
+
+def certificate(problem, params, payload):
+    """||grad_u objective(theta)|| / sum_n w_n at params (payload: the E-step's at params)."""
+    grad = problem.engine.gradient(problem.data, params, payload, problem.prior, problem.scale)
+    return jnp.sqrt(squared_norm(problem.engine.family, grad)) / problem.n_total
+
+
+def aitken_distance(value, state, n_total):
+    """(Aitken's estimate of l_inf - l_{t-1} per unit weight, l_t - l_{t-1}) for the objective
+    ``value`` = l_t after the accepted objectives state.objective = l_{t-1} and its change."""
+    delta = value - state.objective
+    rate = delta / state.change
+    noise = tuning.OBJECTIVE_ROUNDING * jnp.maximum(jnp.abs(value), n_total)
+    flat = (jnp.abs(delta) <= noise) & (jnp.abs(state.change) <= noise)
+    linear = (delta >= 0) & (state.change > 0) & (rate < 1)
+    distance = jnp.where(flat, 0.0, jnp.where(linear, delta / (1.0 - rate), jnp.inf))
+    change = jnp.where(jnp.isfinite(state.objective), delta, jnp.nan)
+    return distance / n_total, change
+
+
+def check(state, value, payload, problem):
+    """The soft-EM stopping rule at state.params, whose objective is value: (state with
+    objective, change, distance and grad_norm updated, converged). The certificate is only
+    computed once the distance is below tol (a real branch for one restart)."""
+    distance, change = aitken_distance(value, state, problem.n_total)
+    near = distance < problem.tol
+    grad_norm = jax.lax.cond(near, lambda: certificate(problem, state.params, payload),
+                             lambda: jnp.asarray(jnp.inf, value.dtype))
+    converged = near & (grad_norm <= problem.cert_tol)
+    return state._replace(objective=value, change=change, distance=distance,
+                          grad_norm=grad_norm), converged
+
+
+def same_params(a, b):
+    """True when every leaf is bitwise equal: a hard-EM step that reproduces its input came
+    from the same assignments (identical sums), so the next step reproduces it too."""
+    return jnp.all(jnp.array([jnp.all(x == y) for x, y in zip(jax.tree.leaves(a),
+                                                              jax.tree.leaves(b))]))
+
+
+def em_step(state, problem):
+    """One EM iteration: E-step at state.params, the stopping rule, the (MAP-)M-step.
+
+    A non-finite objective or non-finite new parameters stop the loop with ``failed`` set and
+    the last finite parameters kept.
     """
-    value, stats = e_pass(X, sample_weight, state.params, family, hard, features_given)
-    if prior is not None:
-        value = value + family.log_prior(state.params, prior)
-    new_params = family.m_step(stats, state.params, prior)
-    finite = jnp.isfinite(value) & jnp.all(jnp.array(
-        [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(new_params)]))
-    n_total = sum(jnp.sum(w) for w in jax.tree.leaves(sample_weight))  # array or tuple
-    converged = finite & (jnp.abs(value - state.objective) < tol * n_total)
+    engine = problem.engine
+    value, payload = evaluate(engine, problem.data, state.params, problem.prior)
+    new_params = engine.m_step(problem.data, payload, state.params, problem.prior)
+    finite = jnp.isfinite(value) & all_finite(new_params)
+    if engine.hard:
+        delta = jnp.abs(value - state.objective)
+        state = state._replace(objective=value, change=delta, distance=delta / problem.n_total,
+                               grad_norm=jnp.asarray(jnp.nan, value.dtype))
+        converged = same_params(new_params, state.params) & (state.distance < problem.tol)
+    else:
+        state, converged = check(state, value, payload, problem)
     params = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_params, state.params)
-    return EMState(params, value, state.n_iter + 1, converged, ~finite,
-                   state.trace.at[state.n_iter].set(value))
+    return state._replace(params=params, n_iter=state.n_iter + 1, converged=finite & converged,
+                          failed=~finite, trace=state.trace.at[state.n_iter].set(value))
 
 
-@partial(jax.jit, static_argnames=("family", "hard", "max_iter", "cache_features"))
-def fit_em(init_params, X, sample_weight, prior, tol, *, family, hard, max_iter,
-           cache_features=False):
-    """Run EM from a batch of initial parameters (leading axis: restarts), in parallel (vmap).
+def squarem_cycle(state, problem):
+    """One SQUAREM cycle from state.params (module docstring): 3 E-steps and more with
+    backtracking; stops like em_step when the stopping rule holds at the cycle's start."""
+    engine, data, prior = problem.engine, problem.data, problem.prior
+    family, scale = engine.family, problem.scale
+    p0, n = state.params, state.n_iter
+    l0, payload0 = evaluate(engine, data, p0, prior)
+    p1 = engine.m_step(data, payload0, p0, prior)
+    finite = jnp.isfinite(l0) & all_finite(p1)
+    checked, converged = check(state, l0, payload0, problem)
+    checked = checked._replace(trace=state.trace.at[n].set(l0))
 
-    cache_features: compute the features T(X) once, before the loop (N x F values held for the
-    whole fit), rather than chunk by chunk in every E-step (memory O(chunk) whatever N is).
-    Returns the final EMState with every field batched over restarts; ``trace[n_iter]`` holds
-    the objective at the returned parameters.
+    def stop(_):
+        params = jax.tree.map(lambda new, old: jnp.where(finite, new, old), p1, p0)
+        return checked._replace(params=params, n_iter=n + 1, converged=finite & converged,
+                                failed=~finite)
+
+    def extrapolate(_):
+        l1, payload1 = evaluate(engine, data, p1, prior)
+        p2 = engine.m_step(data, payload1, p1, prior)
+        u0, u1, u2 = (family.to_unconstrained(p, scale) for p in (p0, p1, p2))
+        r = jax.tree.map(jnp.subtract, u1, u0)
+        v = jax.tree.map(lambda a, b, c: a - 2.0 * b + c, u2, u1, u0)
+        r2, v2 = squared_norm(family, r), squared_norm(family, v)
+        alpha0 = jnp.clip(jnp.sqrt(r2 / jnp.where(v2 > 0, v2, 1.0)), 1.0, state.step_max)
+        alpha0 = jnp.where(v2 > 0, alpha0, 1.0)
+        trace = checked.trace.at[n + 1].set(l1)
+
+        def candidate(alpha):
+            u = jax.tree.map(lambda a, b, c: a + 2.0 * alpha * b + alpha**2 * c, u0, r, v)
+            p = family.from_unconstrained(u, scale)
+            # fixed parameters stay bitwise as they were; alpha = 1 is theta_2 itself
+            p = family.params_class(*(getattr(p0, name) if name in family.fixed
+                                      else getattr(p, name) for name in p._fields))
+            return jax.tree.map(lambda a, b: jnp.where(alpha == 1.0, a, b), p2, p)
+
+        def not_accepted(carry):
+            return ~carry[2] & (carry[1] <= tuning.SQUAREM_MAX_BACKTRACKS)
+
+        def attempt(carry):
+            alpha, tries, _, _, _, _, trace = carry
+            alpha = jnp.where(tries == tuning.SQUAREM_MAX_BACKTRACKS, 1.0, alpha)
+            p = candidate(alpha)
+            value, payload = evaluate(engine, data, p, prior)
+            ok = jnp.isfinite(value) & all_finite(p) & ((value >= l1) | (alpha == 1.0))
+            trace = trace.at[n + 2 + tries].set(jnp.where(ok, jnp.maximum(value, l1), l1))
+            return (jnp.where(ok, alpha, 0.5 * (alpha + 1.0)), tries + 1, ok, value, payload,
+                    p, trace)
+
+        zero_payload = jax.tree.map(jnp.zeros_like, payload1)
+        carry = (alpha0, jnp.asarray(0, jnp.int32), jnp.asarray(False), l1, zero_payload, p2,
+                 trace)
+        alpha, tries, _, value, payload, p, trace = jax.lax.while_loop(not_accepted, attempt,
+                                                                       carry)
+        p_next = engine.m_step(data, payload, p, prior)
+        at_bound = alpha0 == state.step_max
+        step_max = jnp.where(at_bound & (tries == 1), state.step_max * tuning.SQUAREM_STEP_FACTOR,
+                             jnp.where(at_bound & (tries > 1),
+                                       jnp.maximum(1.0, state.step_max
+                                                   / tuning.SQUAREM_STEP_FACTOR),
+                                       state.step_max))
+        ok12 = jnp.isfinite(l1) & all_finite(p2) & jnp.isfinite(value) & all_finite(p_next)
+        params = jax.tree.map(lambda a, b: jnp.where(ok12, a, b), p_next, p1)
+        return checked._replace(params=params, n_iter=n + 2 + tries, step_max=step_max,
+                                trace=trace)
+
+    return jax.lax.cond(converged | ~finite, stop, extrapolate, None)
+
+
+@partial(jax.jit, static_argnames=("engine", "max_iter", "acceleration"))
+def fit_em(init_params, data, prior, tol, cert_tol, scale, *, engine, max_iter,
+           acceleration=None):
+    """Run EM from a batch of initial parameters (leading axis: restarts), in parallel (vmap;
+    one restart runs unbatched, so that its branches stay branches).
+
+    data: what the engine reads ((X, sample_weight), whole or chunked); scale (D,): the data's
+    spread for the unconstrained coordinates. Returns the final EMState with every field
+    batched over restarts; ``trace[n_iter]`` holds the objective at the returned parameters
+    and grad_norm the certificate there.
     """
     n_restarts = jax.tree.leaves(init_params)[0].shape[0]
-    if cache_features and X.ndim == 3 and n_restarts == 1 and X.shape[0] <= UNROLL_MAX_CHUNKS:
-        X = tuple(family.block_features(X[i]) for i in range(X.shape[0]))
-        sample_weight = tuple(sample_weight[i] for i in range(len(X)))
-    elif cache_features:
-        X = (jax.vmap(family.block_features) if X.ndim == 3 else family.block_features)(X)
+    data = engine.prepare(data, n_restarts)
+    dtype = jax.tree.leaves(init_params)[0].dtype
+    problem = Problem(engine, data, prior, tol, cert_tol, jnp.asarray(scale, dtype),
+                      engine.total_weight(data))
+    step = squarem_cycle if acceleration == "squarem" else em_step
 
     def run_one(params):
         def cond(state):
             return (state.n_iter < max_iter) & ~state.converged & ~state.failed
 
-        def body(state):
-            return em_step(state, X, sample_weight, family, prior, hard, tol, cache_features)
+        state = jax.lax.while_loop(cond, lambda s: step(s, problem), em_init(params, max_iter))
+        final, payload = evaluate(engine, data, state.params, prior)
+        grad_norm = (jnp.asarray(jnp.nan, dtype) if engine.hard
+                     else certificate(problem, state.params, payload))
+        return state._replace(objective=final, grad_norm=grad_norm,
+                              trace=state.trace.at[state.n_iter].set(final),
+                              log_likelihood=engine.log_likelihood(data, state.params))
 
-        state = jax.lax.while_loop(cond, body, em_init(params, max_iter))
-        final = objective(X, sample_weight, state.params, family, prior, hard, cache_features)
-        return state._replace(objective=final, trace=state.trace.at[state.n_iter].set(final))
-
+    if n_restarts == 1:
+        one = run_one(jax.tree.map(lambda leaf: leaf[0], init_params))
+        return jax.tree.map(lambda leaf: leaf[None], one)
+    if acceleration == "squarem":
+        # restarts one after another: a SQUAREM cycle's branches (backtracking, the stopping
+        # test) stay branches, and JAX's custom_vmap (the one-product E-step) rejects the
+        # batched constants a vmapped cond inside a while_loop hands it
+        return jax.lax.map(run_one, init_params)
     return jax.vmap(run_one)(init_params)

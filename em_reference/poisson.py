@@ -1,4 +1,4 @@
-"""Poisson mixture: log densities, sufficient statistics and the (MAP-)EM M-step, by hand.
+"""Poisson mixture: log densities, the (MAP-)M-step and the fast kernel's features, by hand.
 
 Shapes: x (N, D) non-negative integer counts (independent Poisson per dimension; (N,) is taken
 as (N, 1)); weights (K,); rates (K, D).
@@ -8,13 +8,14 @@ log p(x_n | k) = sum_d [x_nd log lambda_kd - lambda_kd - log x_nd!], log x! incl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln
 
 from em_reference import config  # noqa: F401  (float64)
+from em_reference.family import FamilyBase, nk_guard, weights_update
 from em_reference.priors import PoissonMixturePrior
 
 # a rate of exactly zero is the MLE of a component that only saw zeros; it is kept a hair above
@@ -58,6 +59,24 @@ def log_likelihood(x, params, sample_weight=None):
     return jnp.sum(jnp.asarray(sample_weight) * per_sample)
 
 
+def rate_update(nk, sx, prior):
+    """lambda_kd = S_kd / N_k (MLE) or (S_kd + a_d - 1) / (N_k + b_d) (Gamma(a, b) mode),
+    kept at least MIN_RATE."""
+    if prior is None:
+        rates = sx / nk[:, None]
+    else:
+        rates = (sx + prior.rate_shape - 1.0) / (nk[:, None] + prior.rate_rate)
+    return jnp.maximum(rates, MIN_RATE)
+
+
+def m_step(stats: PoissonStats, prior: PoissonMixturePrior | None):
+    """Closed-form (MAP-)M-step: weights by family.weights_update, rates by ``rate_update``
+    (with Dirichlet(alpha) x Gamma(a, b): pi_k = (N_k + alpha_k - 1) / (N + sum(alpha) - K),
+    lambda_kd = (S_kd + a_d - 1) / (N_k + b_d))."""
+    nk = stats.nk + nk_guard(stats.nk.dtype)
+    return PoissonParams(weights_update(stats.nk, prior), rate_update(nk, stats.sx, prior))
+
+
 def features(x):
     """Sufficient-statistic features T(x) (N, D + 2): a constant 1, the counts x, and
     -sum_d log x_d! (the per-row term, whose coefficient is always 1)."""
@@ -79,73 +98,46 @@ def stats_from_moments(moments):
     return PoissonStats(moments[:, 0], moments[:, 1:-1])
 
 
-@dataclass(frozen=True)
-class PoissonFamily:
-    """What the generic EM loop needs to know about Poisson mixtures (hashable: jit-static)."""
-
-    fixed: tuple = ()
-
-    def log_joint_matrix(self, x, params):
-        return log_joint_matrix(x, params)
-
-    def sufficient_stats(self, x, weighted_resp):
-        return PoissonStats(jnp.sum(weighted_resp, axis=0), weighted_resp.T @ x)
-
-    # the EM loop's interface: prepare once per E-step, then block by block. The log joint is
-    # linear in the features [1, x, -sum_d log x_d!], so restarts share one product per chunk
-    def linear_log_joint(self, dtype):
-        """True: ``block_log_joint(feats, prepared)`` is ``feats @ prepared`` (natural
-        parameters (D + 2, K)) and the stats are ``stats_from_moments(R^T feats)``."""
-        return True
-
-    def prepare(self, params):
-        return natural_parameters(params)
-
-    def block_features(self, x):
-        """T(x) (C, D + 2) for a block of counts x (C, D): ``features``."""
-        return features(x)
-
-    def block_log_joint(self, feats, eta):
-        return feats @ eta
-
-    def stats_from_moments(self, moments):
-        """PoissonStats from moments (K, D + 2) = R^T T(x)."""
-        return stats_from_moments(moments)
-
-    def feature_width(self, n_features):
-        """F, the number of features per row: 1, the D counts, -log prod_d x_d!."""
-        return n_features + 2
-
-    def log_prior(self, params, prior):
-        return prior.log_prob(params)
-
-    def m_step(self, stats, old, prior):
-        new = m_step(stats, prior)
-        if old is None:  # nothing to hold fixed (the initial M-step)
-            return new
-        return PoissonParams(*(getattr(old, name) if name in self.fixed else getattr(new, name)
-                               for name in PoissonParams._fields))
-
-
-def m_step(stats: PoissonStats, prior: PoissonMixturePrior | None):
-    """Closed-form (MAP-)M-step.
-
-    MLE: pi_k = N_k / N, lambda_kd = S_kd / N_k. With Dirichlet(alpha) x Gamma(a, b):
-    pi_k = (N_k + alpha_k - 1) / (N + sum(alpha) - K), lambda_kd = (S_kd + a_d - 1) / (N_k + b_d).
-    """
-    eps = 10.0 * jnp.finfo(stats.nk.dtype).eps
-    nk = stats.nk + eps
-    if prior is None:
-        weights = nk / jnp.sum(nk)
-        rates = stats.sx / nk[:, None]
-    else:
-        alpha = jnp.broadcast_to(prior.weight_concentration, nk.shape)
-        numer = jnp.maximum(stats.nk + alpha - 1.0, eps)
-        weights = numer / jnp.sum(numer)
-        rates = (stats.sx + prior.rate_shape - 1.0) / (nk[:, None] + prior.rate_rate)
-    return PoissonParams(weights, jnp.maximum(rates, MIN_RATE))
-
-
 def n_parameters(n_components, n_features):
     """Free parameters: K * D rates + K - 1 weights."""
     return int(n_components * n_features + n_components - 1)
+
+
+@dataclass(frozen=True)
+class PoissonFamily(FamilyBase):
+    """Poisson mixtures for em_reference.family.MixtureFamily (hashable: jit-static). The log
+    joint is linear in the features [1, x, -sum_d log x_d!], so restarts share one product."""
+
+    fixed: tuple = ()
+
+    params_class: ClassVar[type] = PoissonParams
+    prior_class: ClassVar[type] = PoissonMixturePrior
+
+    def log_component_densities(self, x, params):
+        return log_poisson_prob(x, params.rates)
+
+    def component_m_step(self, x, weighted_resp, nk, prior):
+        return {"rates": rate_update(nk, weighted_resp.T @ x, prior)}
+
+    def features(self, x):
+        return features(x)
+
+    def feature_width(self, n_features):
+        """F: 1, the D counts, -log prod_d x_d!."""
+        return n_features + 2
+
+    def natural_parameters(self, params):
+        return natural_parameters(params)
+
+    def component_m_step_from_moments(self, moments, nk, prior):
+        return {"rates": rate_update(nk, moments[:, 1:-1], prior)}
+
+    def to_unconstrained(self, params, scale):
+        return PoissonParams(self._weights_to_unconstrained(params.weights),
+                             jnp.log(params.rates))
+
+    def from_unconstrained(self, u, scale):
+        return PoissonParams(self._weights_from_unconstrained(u.weights), jnp.exp(u.rates))
+
+    def n_parameters(self, n_components, n_features):
+        return n_parameters(n_components, n_features)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from em_reference.base import MixtureEM
-from em_reference.poisson import PoissonFamily, PoissonParams, n_parameters
+from em_reference.poisson import PoissonFamily, PoissonParams
 from em_reference.priors import PoissonMixturePrior
 from em_reference.validation import check_counts, check_init_array, check_weights_init
 
@@ -14,17 +14,18 @@ class PoissonMixtureEM(MixtureEM):
     """Mixture of independent Poissons fitted by EM, MAP-EM (``prior``) or hard EM.
 
     X: counts (N,) or (N, D), non-negative integers. prior: None | "default" |
-    PoissonMixturePrior (Dirichlet on weights, Gamma on rates). Fitted attributes: weights_
-    (K,), rates_ (K, D), converged_, n_iter_, lower_bound_ (total log-likelihood with the
-    log x! terms, + log prior for MAP-EM), lower_bounds_, prior_. Other parameters as
-    GaussianMixtureEM.
+    PoissonMixturePrior (Dirichlet on weights, Gamma on rates). rates_init (K, D) (or (K,) for
+    1-D counts), weights_init (K,): a start. The common parameters (tol, cert_tol, max_iter,
+    acceleration, algorithm, ...) are em_reference.base.MixtureEM's. Fitted attributes:
+    weights_ (K,), rates_ (K, D) and the common ones: lower_bound_ (total log-likelihood with
+    the log x! terms, + log prior for MAP-EM), lower_bounds_, log_likelihood_, converged_,
+    gradient_norm_, distance_to_optimum_, n_iter_, prior_.
     """
 
-    _params_class = PoissonParams
-
-    def __init__(self, n_components=1, *, tol=1e-3, max_iter=100, n_init=1,
+    def __init__(self, n_components=1, *, tol=1e-10, max_iter=10_000, n_init=1,
                  init_params="kmeans", weights_init=None, rates_init=None, prior=None,
-                 assignment="soft", fixed_params=(), dtype="float64", random_state=None):
+                 assignment="soft", fixed_params=(), acceleration=None, cert_tol=None,
+                 algorithm="auto", dtype="float64", random_state=None):
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -35,6 +36,9 @@ class PoissonMixtureEM(MixtureEM):
         self.prior = prior
         self.assignment = assignment
         self.fixed_params = fixed_params
+        self.acceleration = acceleration
+        self.cert_tol = cert_tol
+        self.algorithm = algorithm
         self.dtype = dtype
         self.random_state = random_state
 
@@ -47,16 +51,8 @@ class PoissonMixtureEM(MixtureEM):
     def _family(self):
         return PoissonFamily(tuple(self.fixed_params or ()))
 
-    def _resolve_prior(self, X, w):
-        k, d = self.n_components, X.shape[1]
-        if self.prior is None:
-            return None
-        if isinstance(self.prior, str) and self.prior == "default":
-            return PoissonMixturePrior.default(X, k, w).validate(d, k)
-        if isinstance(self.prior, PoissonMixturePrior):
-            return self.prior.validate(d, k)
-        raise ValueError(f"prior must be None, 'default' or a PoissonMixturePrior, "
-                         f"got {self.prior!r}")
+    def _default_prior(self, X, w):
+        return PoissonMixturePrior.default(X, self.n_components, w)
 
     def _user_init(self, d):
         k, user = self.n_components, {}
@@ -68,13 +64,6 @@ class PoissonMixtureEM(MixtureEM):
             user["rates"] = check_init_array("rates_init", rates, (k, d), positive=True)
         return user
 
-    def _data_center(self, X, w):
-        return None  # counts cannot be shifted; their moments are well scaled anyway
-
-    @staticmethod
-    def _translate(obj, shift):
-        return obj
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
@@ -85,9 +74,6 @@ class PoissonMixtureEM(MixtureEM):
 
     def _params(self):
         return PoissonParams(self.weights_, self.rates_)
-
-    def _n_parameters(self):
-        return n_parameters(self.n_components, self.rates_.shape[1])
 
     def _sample_component(self, rng, k, n):
         return rng.poisson(self.rates_[k], size=(n, self.rates_.shape[1])).astype(float)

@@ -2,7 +2,8 @@
 
 The Gaussian mixture is parametrised by (weights (K,), means (K, D), covariances) with the
 covariance shapes of scikit-learn: full (K, D, D), tied (D, D), diag (K, D), spherical (K,).
-The Poisson mixture by (weights (K,), rates (K, D)). ``models/`` reproduces these densities
+The Poisson mixture by (weights (K,), rates (K, D)), the Bernoulli mixture by
+(weights (K,), probs (K, D)). ``models/`` reproduces these densities
 with ``numpyro.distributions``; the densities below are the specification.
 
 GaussianMixturePrior (alpha = weight_concentration, m0 = mean_prior, kappa0 = mean_precision,
@@ -28,7 +29,14 @@ PoissonMixturePrior::
     weights  ~ Dirichlet(alpha)
     rate_kd  ~ Gamma(shape=a, rate=b)      density b^a / Gamma(a) l^(a-1) exp(-b l)
 
-Both are registered as JAX pytrees (the covariance type is static), so they pass through ``jit``.
+BernoulliMixturePrior::
+
+    weights  ~ Dirichlet(alpha)
+    prob_kd  ~ Beta(a_d, b_d)              density p^(a-1) (1-p)^(b-1) / B(a, b)
+
+All are registered as JAX pytrees (the covariance type is static), so they pass through ``jit``.
+``resolve_prior`` reads an estimator's or a model's ``prior`` argument (None | "default" |
+a prior object) the same way everywhere.
 """
 
 from __future__ import annotations
@@ -176,12 +184,7 @@ class GaussianMixturePrior:
         ct = self.covariance_type
         if ct not in COVARIANCE_TYPES:
             raise ValueError(f"prior covariance_type must be one of {COVARIANCE_TYPES}, got {ct!r}")
-        alpha = np.asarray(self.weight_concentration, dtype=float)
-        if alpha.ndim not in (0, 1) or (alpha.ndim == 1 and alpha.shape != (n_components,)):
-            raise ValueError(f"weight_concentration must be a scalar or shape ({n_components},), "
-                             f"got shape {alpha.shape}")
-        if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
-            raise ValueError("weight_concentration must be finite and > 0")
+        alpha = _check_weight_concentration(self.weight_concentration, n_components)
         m0 = np.asarray(self.mean_prior, dtype=float)
         if m0.shape != (n_features,):
             raise ValueError(f"mean_prior must have shape ({n_features},), got {m0.shape}")
@@ -268,21 +271,9 @@ class PoissonMixturePrior:
 
     def validate(self, n_features, n_components):
         """Raise ValueError naming the first bad hyper-parameter; returns float arrays."""
-        alpha = np.asarray(self.weight_concentration, dtype=float)
-        if alpha.ndim not in (0, 1) or (alpha.ndim == 1 and alpha.shape != (n_components,)):
-            raise ValueError(f"weight_concentration must be a scalar or shape ({n_components},), "
-                             f"got shape {alpha.shape}")
-        if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
-            raise ValueError("weight_concentration must be finite and > 0")
-        out = []
-        for name in ("rate_shape", "rate_rate"):
-            v = np.asarray(getattr(self, name), dtype=float)
-            if v.ndim not in (0, 1) or (v.ndim == 1 and v.shape != (n_features,)):
-                raise ValueError(f"{name} must be a scalar or shape ({n_features},), "
-                                 f"got shape {v.shape}")
-            if not np.all(np.isfinite(v)) or np.any(v <= 0):
-                raise ValueError(f"{name} must be finite and > 0")
-            out.append(np.broadcast_to(v, (n_features,)).copy())
+        alpha = _check_weight_concentration(self.weight_concentration, n_components)
+        out = [_check_per_feature(name, getattr(self, name), n_features)
+               for name in ("rate_shape", "rate_rate")]
         return PoissonMixturePrior(alpha, *out)
 
     def log_prob(self, params):
@@ -293,7 +284,110 @@ class PoissonMixturePrior:
         )
 
 
+def beta_logpdf(x, concentration1, concentration0):
+    """log Beta(x | a = concentration1, b = concentration0), elementwise."""
+    a, b = concentration1, concentration0
+    return (gammaln(a + b) - gammaln(a) - gammaln(b)
+            + jax.scipy.special.xlogy(a - 1.0, x) + jax.scipy.special.xlog1py(b - 1.0, -x))
+
+
+# ---------------------------------------------------------------- Bernoulli mixture prior
+@jax.tree_util.register_pytree_node_class
+@dataclass(frozen=True)
+class BernoulliMixturePrior:
+    """Dirichlet(weight_concentration) on weights, Beta(probs_concentration1,
+    probs_concentration0) on every pixel probability p_kd (NumPyro's Beta(concentration1,
+    concentration0), density p^(a-1) (1-p)^(b-1) / B(a, b)).
+
+    weight_concentration: scalar or (K,), > 0; probs_concentration1 (a), probs_concentration0
+    (b): scalar or (D,), > 0. The MAP M-step p_kd = (S_kd + a_d - 1) / (N_k + a_d + b_d - 2)
+    is the mode for a, b >= 1 (with a < 1 or b < 1 the density is unbounded at 0 or 1 and
+    the M-step keeps p at the nearest end of [MIN_PROB, 1 - MIN_PROB]).
+    """
+
+    weight_concentration: object
+    probs_concentration1: object
+    probs_concentration0: object
+
+    def tree_flatten(self):
+        return (self.weight_concentration, self.probs_concentration1,
+                self.probs_concentration0), None
+
+    @classmethod
+    def tree_unflatten(cls, _, children):
+        return cls(*children)
+
+    @classmethod
+    def default(cls, x, n_components, sample_weight=None, pseudo_count=1.0):
+        """Weakly informative: each p_kd's Beta has its mode at the pixel's (Laplace-smoothed)
+        mean m_d = (sum_n w_n x_nd + 1) / (sum_n w_n + 2) and is worth ``pseudo_count`` (1)
+        observations: a_d = 1 + c m_d, b_d = 1 + c (1 - m_d), so the MAP probability is
+        (S_kd + c m_d) / (N_k + c), never exactly 0 or 1. Flat Dirichlet on the weights.
+        x: (N,) or (N, D) of 0/1.
+        """
+        x = np.asarray(x, dtype=float)
+        x = x[:, None] if x.ndim == 1 else x
+        w = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, float)
+        mean = (w @ x + 1.0) / (w.sum() + 2.0)
+        c = float(pseudo_count)
+        return cls(1.0, 1.0 + c * mean, 1.0 + c * (1.0 - mean))
+
+    def validate(self, n_features, n_components):
+        """Raise ValueError naming the first bad hyper-parameter; returns float arrays."""
+        alpha = _check_weight_concentration(self.weight_concentration, n_components)
+        out = [_check_per_feature(name, getattr(self, name), n_features)
+               for name in ("probs_concentration1", "probs_concentration0")]
+        return BernoulliMixturePrior(alpha, *out)
+
+    def log_prob(self, params):
+        """Normalised log density of params (a BernoulliParams or a dict with the same keys)."""
+        w, probs = _unpack(params, ("weights", "probs"))
+        return dirichlet_logpdf(w, self.weight_concentration) + jnp.sum(
+            beta_logpdf(probs, self.probs_concentration1, self.probs_concentration0))
+
+
+
+
 def _unpack(params, names):
     if isinstance(params, dict):
         return tuple(jnp.asarray(params[n]) for n in names)
     return tuple(jnp.asarray(getattr(params, n)) for n in names)
+
+
+def _check_weight_concentration(value, n_components):
+    alpha = np.asarray(value, dtype=float)
+    if alpha.ndim not in (0, 1) or (alpha.ndim == 1 and alpha.shape != (n_components,)):
+        raise ValueError(f"weight_concentration must be a scalar or shape ({n_components},), "
+                         f"got shape {alpha.shape}")
+    if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+        raise ValueError("weight_concentration must be finite and > 0")
+    return alpha
+
+
+def _check_per_feature(name, value, n_features):
+    """A positive hyper-parameter given as a scalar or one value per feature -> (D,)."""
+    v = np.asarray(value, dtype=float)
+    if v.ndim not in (0, 1) or (v.ndim == 1 and v.shape != (n_features,)):
+        raise ValueError(f"{name} must be a scalar or shape ({n_features},), "
+                         f"got shape {v.shape}")
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        raise ValueError(f"{name} must be finite and > 0")
+    return np.broadcast_to(v, (n_features,)).copy()
+
+
+def resolve_prior(prior, prior_class, make_default):
+    """The one reading of a ``prior`` argument: None (maximum likelihood) -> None;
+    "default" -> ``make_default()`` (the family's data-dependent default); an instance of
+    ``prior_class`` -> itself. Anything else raises ValueError naming the choices. The result
+    is not yet validated against the data's shape (``prior.validate(D, K)``)."""
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        if prior != "default":
+            raise ValueError(f"prior must be None, 'default' or a {prior_class.__name__}, "
+                             f"got {prior!r}")
+        return make_default()
+    if not isinstance(prior, prior_class):
+        raise ValueError(f"prior must be None, 'default' or a {prior_class.__name__}, "
+                         f"got {prior!r}")
+    return prior

@@ -33,6 +33,15 @@ def check_counts(x):
     return x
 
 
+def check_binary(x):
+    """Bernoulli data must be 0 or 1 (booleans, or floats holding 0 and 1)."""
+    bad = (x != 0) & (x != 1)
+    if np.any(bad):
+        raise ValueError("Bernoulli data must be binary (0 or 1); X has other values, e.g. "
+                         f"{x[bad][0]:g}")
+    return x
+
+
 def check_sample_weight(sample_weight, n_samples):
     """Frequency weights: shape (N,), finite, >= 0, not all zero. None -> ones."""
     if sample_weight is None:

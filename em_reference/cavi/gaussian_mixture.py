@@ -11,7 +11,7 @@ from scipy.special import gammaln, multigammaln
 
 from em_reference.cavi import families, gaussian
 from em_reference.cavi.base import MixtureCAVI
-from em_reference.gaussian_em import GaussianMixtureEM
+from em_reference.gaussian import GaussianFamily
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 from em_reference.validation import check_choice
 
@@ -124,10 +124,13 @@ class GaussianMixtureCAVI(MixtureCAVI):
         raise ValueError(f"prior must be 'default' or a GaussianMixturePrior (variational Bayes "
                          f"needs a prior), got {self.prior!r}")
 
-    # the EM estimator's: the data's weighted mean, and mean_prior (a GaussianMixturePrior) or
+    # EM's (GaussianFamily): the data's weighted mean, and mean_prior (a GaussianMixturePrior) or
     # the means (any NamedTuple with means, here NormalWishart) moved by a shift (D,)
-    _data_center = GaussianMixtureEM._data_center
-    _translate = staticmethod(GaussianMixtureEM._translate)
+    def _data_center(self, X, w):
+        return GaussianFamily(self.covariance_type).data_center(X, w)
+
+    def _translate(self, obj, shift):
+        return GaussianFamily(self.covariance_type).translate(obj, shift)
 
     def _store(self, q):
         ct = self.covariance_type

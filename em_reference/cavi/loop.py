@@ -39,7 +39,7 @@ from jax.scipy.special import logsumexp, xlogy
 
 from em_reference import config  # noqa: F401  (float64)
 from em_reference.cavi import weights as weights_lib
-from em_reference.elementwise import exp_nonpositive, log_positive
+from em_reference.fast.elementwise import exp_nonpositive, log_positive
 
 
 class Variational(NamedTuple):

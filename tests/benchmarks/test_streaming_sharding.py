@@ -99,6 +99,7 @@ def one_pass_core(family, ct, cache_features, chunk_size=None, n_restarts=1):
     chunk_size rows (zero-weight padding), the same start repeated n_restarts times."""
     import jax.numpy as jnp
 
+    from em_reference.fast.engine import FastEngine
     from em_reference.gaussian import GaussianFamily, GaussianParams
     from em_reference.loop import fit_em
     from em_reference.poisson import PoissonFamily, PoissonParams
@@ -120,8 +121,8 @@ def one_pass_core(family, ct, cache_features, chunk_size=None, n_restarts=1):
         fam, names = PoissonFamily(), ("weights_", "rates_")
     batch = type(init)(*(jnp.repeat(jnp.asarray(a, float)[None], n_restarts, axis=0)
                          for a in init))
-    state = fit_em(batch, jnp.asarray(X), jnp.asarray(w), None, jnp.asarray(0.0),
-                   family=fam, hard=False, max_iter=N_ITER, cache_features=cache_features)
+    state = fit_em(batch, (jnp.asarray(X), jnp.asarray(w)), None, jnp.asarray(0.0),
+                   engine=FastEngine(fam, cache_features=cache_features), max_iter=N_ITER)
     n_iter = int(state.n_iter[-1])
     out = {name: np.asarray(leaf[-1]) for name, leaf in zip(names, state.params)}
     out["lower_bounds_"] = np.asarray(state.trace[-1, :n_iter + 1])
@@ -133,10 +134,10 @@ def one_pass_core(family, ct, cache_features, chunk_size=None, n_restarts=1):
                                        ("poisson", None)])
 def test_kept_features_unrolled_or_scanned_equal_one_pass(family, ct):
     """Features computed once and kept, over chunks: a few chunks and one restart run the
-    E-step unrolled over separate arrays (loop.UNROLL_MAX_CHUNKS), more chunks or a batch of
+    E-step unrolled over separate arrays (tuning.UNROLL_MAX_CHUNKS), more chunks or a batch of
     restarts scan over one array; features rebuilt every iteration scan too. All agree with
     the one-pass fit."""
-    from em_reference.loop import UNROLL_MAX_CHUNKS
+    from em_reference.tuning import UNROLL_MAX_CHUNKS
 
     ref = one_pass_core(family, ct, cache_features=False)
     for chunk_size in (64, 16):  # 5 chunks (unrolled), 19 chunks (scanned)

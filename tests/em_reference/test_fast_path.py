@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from em_reference import GaussianParams, PoissonParams, gaussian, loop, poisson
+from em_reference import GaussianParams, PoissonParams, gaussian, poisson
+from em_reference.fast import kernel
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -24,6 +25,22 @@ def random_params(rng, ct, k, d, dtype, scale=1.0, spread=1.0):
     return GaussianParams(jnp.asarray(rng.dirichlet(np.ones(k)), dtype),
                           jnp.asarray(spread * rng.normal(size=(k, d)), dtype),
                           jnp.asarray(cov, dtype))
+
+
+def stats_of(family, moments):
+    """The family's sufficient statistics (GaussianStats / PoissonStats) from the kernel's
+    moments R^T T(X) (K, F), or batched (B, K, F)."""
+    if isinstance(family, gaussian.GaussianFamily):
+        convert = lambda m: gaussian.stats_from_moments(m, family.covariance_type)  # noqa: E731
+    else:
+        convert = poisson.stats_from_moments
+    return convert(moments) if moments.ndim == 2 else jax.vmap(convert)(moments)
+
+
+def e_pass(*args):
+    """kernel.e_pass with its moments read as the family's statistics."""
+    value, moments = kernel.e_pass(*args)
+    return value, stats_of(args[3], moments)
 
 
 def chunked(X, chunk):
@@ -58,8 +75,8 @@ def test_fast_log_joint_and_stats_match_the_plain_functions(ct, dtype, tol):
     n, d, k = 300, 4, 3
     X = jnp.asarray(rng.normal(size=(n, d)), dtype)
     params = random_params(rng, ct, k, d, dtype)
-    family = gaussian.GaussianFamily(ct)
-    feats = family.block_features(X)
+    family = gaussian.GaussianFamily(ct, reg_covar=0.0)
+    feats = family.features(X)
     fast = family.block_log_joint(feats, family.prepare(params))
 
     covs = as_full(params.covariances, ct, k, d)
@@ -69,7 +86,7 @@ def test_fast_log_joint_and_stats_match_the_plain_functions(ct, dtype, tol):
     np.testing.assert_allclose(np.asarray(fast, float), expected, rtol=tol, atol=tol)
 
     resp = jax.nn.softmax(jnp.asarray(expected, dtype), axis=1)
-    got = loop.block_stats(family, feats, resp)
+    got = stats_of(family, kernel.block_moments(feats, resp))
     want = gaussian.sufficient_stats(X, resp, ct)
     for g, w in zip(got, want):
         assert g.shape == w.shape
@@ -86,8 +103,8 @@ def test_float64_fast_path_is_exact_for_tight_components_far_from_the_origin(ct)
     params = random_params(rng, ct, k, d, jnp.float64, scale=1e-2, spread=30.0)
     X = params.means[rng.integers(0, k, size=200)] + 1e-2 * jnp.asarray(
         rng.normal(size=(200, d)))
-    family = gaussian.GaussianFamily(ct)
-    fast = family.block_log_joint(family.block_features(X), family.prepare(params))
+    family = gaussian.GaussianFamily(ct, reg_covar=0.0)
+    fast = family.block_log_joint(family.features(X), family.prepare(params))
     plain = gaussian.log_joint_matrix(X, params, ct)
     finite = np.isfinite(np.asarray(plain)) & (np.asarray(plain) > -1e3)
     np.testing.assert_allclose(np.asarray(fast)[finite], np.asarray(plain)[finite],
@@ -99,13 +116,13 @@ def test_poisson_fast_path_matches_scipy():
     x = jnp.asarray(rng.poisson(4.0, size=(200, 2)), jnp.float64)
     params = PoissonParams(jnp.asarray([0.3, 0.7]), jnp.asarray([[1.0, 2.0], [6.0, 3.0]]))
     family = poisson.PoissonFamily()
-    feats = family.block_features(x)
+    feats = family.features(x)
     fast = family.block_log_joint(feats, family.prepare(params))
     expected = np.stack([np.log(float(params.weights[j])) + stats.poisson(
         np.asarray(params.rates[j])).logpmf(np.asarray(x)).sum(axis=1) for j in range(2)], 1)
     np.testing.assert_allclose(np.asarray(fast), expected, rtol=1e-12, atol=1e-12)
     resp = jax.nn.softmax(jnp.asarray(expected), axis=1)
-    got = loop.block_stats(family, feats, resp)
+    got = stats_of(family, kernel.block_moments(feats, resp))
     np.testing.assert_allclose(got.nk, resp.sum(0), rtol=1e-12)
     np.testing.assert_allclose(got.sx, np.asarray(resp).T @ np.asarray(x), rtol=1e-12)
 
@@ -118,14 +135,14 @@ def test_e_pass_objective_is_the_log_likelihood(ct):
     X = jnp.asarray(rng.normal(size=(n, d)))
     params = random_params(rng, ct, k, d, jnp.float64)
     Xc, wc = chunked(X, chunk)
-    value, st = loop.e_pass(Xc, wc, params, gaussian.GaussianFamily(ct), False)
+    value, st = e_pass(Xc, wc, params, gaussian.GaussianFamily(ct, reg_covar=0.0), False)
     expected = gaussian.log_likelihood(X, params, ct)
     np.testing.assert_allclose(float(value), float(expected), rtol=1e-12)
     np.testing.assert_allclose(float(jnp.sum(st.nk)), n, rtol=1e-12)
 
 
 @pytest.mark.parametrize("d", [1, 2, 5])
-@pytest.mark.parametrize("family", [*(gaussian.GaussianFamily(ct) for ct in COV_TYPES),
+@pytest.mark.parametrize("family", [*(gaussian.GaussianFamily(ct, reg_covar=0.0) for ct in COV_TYPES),
                                     poisson.PoissonFamily()])
 def test_feature_width_is_the_width_of_the_features(family, d):
     """feature_width (which sizes chunks and the feature cache) counts the columns that
@@ -135,7 +152,7 @@ def test_feature_width_is_the_width_of_the_features(family, d):
                 "diag": 1 + 2 * d, "spherical": 1 + 2 * d}.get(
         getattr(family, "covariance_type", None), d + 2)
     assert family.feature_width(d) == expected
-    assert family.block_features(jnp.zeros((3, d))).shape == (3, expected)
+    assert family.features(jnp.zeros((3, d))).shape == (3, expected)
 
 
 def oracle_e_pass(X, params, ct):
@@ -162,7 +179,7 @@ def random_poisson_params(rng, k, d):
 @pytest.mark.parametrize("ct", [*COV_TYPES, "poisson"])
 def test_restarts_in_one_product_equal_each_restart(ct, layout, monkeypatch):
     """vmap of e_pass over 3 different restarts runs them in one product per chunk
-    (loop.restarts_e_pass, checked to be taken); each restart's objective and statistics equal
+    (kernel.restarts_e_pass, checked to be taken); each restart's objective and statistics equal
     that restart's own plain-function E-step (padding rows of weight 0 included)."""
     rng = np.random.default_rng(5)
     n, d, k, b = 250, 3, 4, 3
@@ -173,17 +190,18 @@ def test_restarts_in_one_product_equal_each_restart(ct, layout, monkeypatch):
     else:
         X = jnp.asarray(rng.normal(size=(n, d)))
         restarts = [random_params(rng, ct, k, d, jnp.float64, spread=2.0) for _ in range(b)]
-        family = gaussian.GaussianFamily(ct)
+        family = gaussian.GaussianFamily(ct, reg_covar=0.0)
     batch = stacked(restarts)
     Xc, wc = chunked(X, 64)
     given = layout in ("features", "tuple")
-    data = {"chunks": (Xc, wc), "features": (jax.vmap(family.block_features)(Xc), wc),
+    data = {"chunks": (Xc, wc), "features": (jax.vmap(family.features)(Xc), wc),
             "one block": (X, jnp.ones(n)),
-            "tuple": (tuple(family.block_features(c) for c in Xc), tuple(wc))}[layout]
+            "tuple": (tuple(family.features(c) for c in Xc), tuple(wc))}[layout]
     calls = []
-    batched_pass = loop.restarts_e_pass
-    monkeypatch.setattr(loop, "restarts_e_pass", lambda *a: calls.append(1) or batched_pass(*a))
-    values, st = jax.jit(jax.vmap(lambda p: loop.e_pass(*data, p, family, False, given)))(batch)
+    batched_pass = kernel.restarts_e_pass
+    monkeypatch.setattr(kernel, "restarts_e_pass",
+                        lambda *a: calls.append(1) or batched_pass(*a))
+    values, st = jax.jit(jax.vmap(lambda p: e_pass(*data, p, family, False, given)))(batch)
     assert calls, "the restarts did not go through the one-product E-step"
     for i, params in enumerate(restarts):
         value, expected = oracle_e_pass(X, params, ct)
@@ -207,17 +225,17 @@ def test_restarts_outside_the_one_product_path_are_vmapped(case, monkeypatch):
         restarts = [random_poisson_params(rng, k, d) for _ in range(b)]
     else:
         dtype = jnp.float32 if case == "float32 full" else jnp.float64
-        family = gaussian.GaussianFamily("full")
+        family = gaussian.GaussianFamily("full", reg_covar=0.0)
         X = jnp.asarray(rng.normal(size=(n, d)), dtype)
         restarts = [random_params(rng, "full", k, d, dtype) for _ in range(b)]
     hard = case.startswith("hard")
     Xc, wc = chunked(X, 32)
     Xc, wc = Xc.astype(X.dtype), wc.astype(X.dtype)
     batch = stacked(restarts)
-    monkeypatch.setattr(loop, "restarts_e_pass", lambda *a: pytest.fail("one-product path"))
-    values, st = jax.vmap(lambda p: loop.e_pass(Xc, wc, p, family, hard))(batch)
+    monkeypatch.setattr(kernel, "restarts_e_pass", lambda *a: pytest.fail("one-product path"))
+    values, st = jax.vmap(lambda p: kernel.e_pass(Xc, wc, p, family, hard))(batch)
     for i, params in enumerate(restarts):
-        value, expected = loop.e_pass(Xc, wc, params, family, hard)
+        value, expected = kernel.e_pass(Xc, wc, params, family, hard)
         tol = 1e-5 if X.dtype == jnp.float32 else 1e-12
         np.testing.assert_allclose(float(values[i]), float(value), rtol=tol)
         for got, want in zip(jax.tree.leaves(st), jax.tree.leaves(expected)):
@@ -231,11 +249,11 @@ def test_e_pass_objective_stays_differentiable_with_restarts():
     rng = np.random.default_rng(7)
     X = jnp.asarray(rng.normal(size=(120, 2)))
     Xc, wc = chunked(X, 32)
-    family = gaussian.GaussianFamily("full")
+    family = gaussian.GaussianFamily("full", reg_covar=0.0)
     restarts = [random_params(rng, "full", 3, 2, jnp.float64) for _ in range(2)]
 
     def objective(means, params):
-        return loop.objective(Xc, wc, params._replace(means=means), family, None, False)
+        return kernel.e_pass(Xc, wc, params._replace(means=means), family, False)[0]
 
     def oracle(means, params):
         return gaussian.log_likelihood(X, params._replace(means=means), "full")
@@ -260,14 +278,14 @@ def test_a_component_of_weight_zero_contributes_nothing(restarts):
     rng = np.random.default_rng(8)
     n, d = 200, 2
     X = jnp.asarray(rng.normal(size=(n, d)))
-    family = gaussian.GaussianFamily("full")
+    family = gaussian.GaussianFamily("full", reg_covar=0.0)
     Xc, wc = chunked(X, 64)
     three = [random_params(rng, "full", 3, d, jnp.float64, spread=2.0) for _ in range(2)]
     three = [p._replace(weights=jnp.array([0.7, 0.3, 0.0])) for p in three]
     two = [GaussianParams(jnp.array([0.7, 0.3]), p.means[:2], p.covariances[:2]) for p in three]
 
     def run(batch):
-        one = lambda p: loop.e_pass(Xc, wc, p, family, False)  # noqa: E731
+        one = lambda p: e_pass(Xc, wc, p, family, False)  # noqa: E731
         if restarts:
             return jax.jit(jax.vmap(one))(stacked(batch))
         value, st = jax.jit(one)(batch[0])

@@ -91,7 +91,7 @@ def test_poisson_map_m_step_is_stationary(n_features):
     q = _random_resp(len(x), rng)
     prior = PoissonMixturePrior(np.array([1.5, 2.0, 5.0]), np.linspace(2.0, 3.0, n_features),
                                 np.linspace(0.5, 1.0, n_features))
-    stats = poisson.PoissonFamily().sufficient_stats(x, q)
+    stats = poisson.stats_from_moments(q.T @ poisson.features(x))
     theta = poisson.m_step(stats, prior)
 
     def objective(weights, rates):
@@ -105,10 +105,12 @@ def test_poisson_map_m_step_is_stationary(n_features):
 
 
 def test_map_em_objective_is_log_joint(three_cluster):
-    """lower_bound_ of MAP-EM is log-likelihood + log prior at the returned parameters."""
+    """lower_bound_ of MAP-EM is log-likelihood + log prior at the returned parameters (with
+    reg_covar = 0: a regulariser adds its own term, tests/em_reference/test_monotone.py)."""
     from em_reference import GaussianMixtureEM
     X = three_cluster[0]
-    est = GaussianMixtureEM(3, covariance_type="diag", prior="default", random_state=0).fit(X)
+    est = GaussianMixtureEM(3, covariance_type="diag", prior="default", reg_covar=0.0,
+                            random_state=0).fit(X)
     params = GaussianParams(est.weights_, est.means_, est.covariances_)
     expected = float(np.sum(est.score_samples(X)) + est.prior_.log_prob(params))
     np.testing.assert_allclose(est.lower_bound_, expected, rtol=1e-10)

@@ -65,8 +65,16 @@ def precisions_of(cov, ct):
     return 1.0 / np.asarray(cov)
 
 
-def oracle_gaussian_log_joint(X, weights, means, cov, ct):
-    """log pi_k + log N(x_n | mu_k, Sigma_k), one scipy call per component (and dimension)."""
+def oracle_em_regulariser(cov, ct, k, d, reg_covar):
+    """What EM's objective adds per component for reg_covar = r (documented in
+    GaussianMixtureEM): -r tr(Sigma_k^-1) / 2, from numpy inverses of the dense covariances."""
+    return np.array([-0.5 * reg_covar * np.trace(np.linalg.inv(s))
+                     for s in dense_covariances(cov, ct, k, d)])
+
+
+def oracle_gaussian_log_joint(X, weights, means, cov, ct, reg_covar=0.0):
+    """log pi_k + log N(x_n | mu_k, Sigma_k), one scipy call per component (and dimension);
+    with reg_covar, EM's log joint (+ ``oracle_em_regulariser``)."""
     n, d = X.shape
     k = len(weights)
     out = np.empty((n, k))
@@ -79,7 +87,7 @@ def oracle_gaussian_log_joint(X, weights, means, cov, ct):
             dens = sum(stats.norm(loc=means[j, i], scale=np.sqrt(var[i])).logpdf(X[:, i])
                        for i in range(d))
         out[:, j] = np.log(weights[j]) + dens
-    return out
+    return out + oracle_em_regulariser(cov, ct, k, d, reg_covar) if reg_covar else out
 
 
 def oracle_poisson_log_joint(x, weights, rates):
@@ -347,7 +355,7 @@ def test_one_gaussian_em_step_matches_oracle(ct, reg_covar):
     init = gaussian_init(ct)
     est = fit_one_step(ct, init, reg_covar=reg_covar)
 
-    log_joint0 = oracle_gaussian_log_joint(X, *init, ct)
+    log_joint0 = oracle_gaussian_log_joint(X, *init, ct, reg_covar)
     r = oracle_responsibilities(log_joint0)
     w1, mu1, cov1 = oracle_gaussian_mle_m_step(X, r, ct, reg_covar)
 
@@ -366,11 +374,15 @@ def test_one_gaussian_em_step_matches_oracle(ct, reg_covar):
     else:
         np.testing.assert_allclose(est.precisions_, 1.0 / cov1, rtol=1e-10)
         np.testing.assert_allclose(est.precisions_cholesky_, 1.0 / np.sqrt(cov1), rtol=1e-10)
-    # the objective trace: log-likelihood at the initial, then at the updated parameters
+    # the objective trace: EM's objective (the log-likelihood for reg_covar = 0) at the
+    # initial, then at the updated parameters; log_likelihood_ the log-likelihood itself
     ll0 = special.logsumexp(log_joint0, axis=1).sum()
-    ll1 = special.logsumexp(oracle_gaussian_log_joint(X, w1, mu1, cov1, ct), axis=1).sum()
+    ll1 = special.logsumexp(oracle_gaussian_log_joint(X, w1, mu1, cov1, ct, reg_covar),
+                            axis=1).sum()
     np.testing.assert_allclose(est.lower_bounds_, [ll0, ll1], rtol=1e-10)
     np.testing.assert_allclose(est.lower_bound_, ll1, rtol=1e-10)
+    np.testing.assert_allclose(est.log_likelihood_, special.logsumexp(
+        oracle_gaussian_log_joint(X, w1, mu1, cov1, ct), axis=1).sum(), rtol=1e-10)
 
 
 @pytest.mark.parametrize("ct, reg_covar", ONE_STEP_CASES)
@@ -384,7 +396,7 @@ def test_one_gaussian_em_step_is_accurate_far_from_the_origin(ct, reg_covar):
     w, mu, cov = gaussian_init(ct)
     init = (w, mu + offset, cov)
     est = fit_one_step(ct, init, X=X, reg_covar=reg_covar)
-    log_joint0 = oracle_gaussian_log_joint(X, *init, ct)
+    log_joint0 = oracle_gaussian_log_joint(X, *init, ct, reg_covar)
     w1, mu1, cov1 = oracle_gaussian_mle_m_step(X, oracle_responsibilities(log_joint0), ct,
                                                reg_covar)
     np.testing.assert_allclose(est.means_, mu1, rtol=1e-12)
@@ -412,7 +424,7 @@ def test_one_hard_em_step_matches_oracle_gaussian_diag_and_poisson():
     X = gaussian_data()
     init = gaussian_init("diag")
     est = fit_one_step("diag", init, reg_covar=1e-4, assignment="hard")
-    log_joint0 = oracle_gaussian_log_joint(X, *init, "diag")
+    log_joint0 = oracle_gaussian_log_joint(X, *init, "diag", 1e-4)
     r = oracle_responsibilities(log_joint0, hard=True)
     w1, mu1, cov1 = oracle_gaussian_mle_m_step(X, r, "diag", 1e-4)
     np.testing.assert_allclose(est.weights_, w1, rtol=1e-10)

@@ -1,0 +1,83 @@
+"""The fast kernel as an engine of em_reference.loop: the E-step is kernel.e_pass over chunks
+(or over features computed once and kept), the M-step reads the moments R^T T(X)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from em_reference import tuning
+from em_reference.fast import kernel
+
+
+@dataclass(frozen=True)
+class FastEngine:
+    """family: an em_reference.family.MixtureFamily; hard: classification EM;
+    cache_features: T(X) is computed once before the loop (N x F values held for the whole
+    fit) rather than chunk by chunk in every E-step (hashable: jit-static).
+
+    Data: (X, sample_weight) as one block (N, D), (N,) or as chunks (n_chunks, C, D),
+    (n_chunks, C) with zero-weight padding rows."""
+
+    family: object
+    hard: bool = False
+    cache_features: bool = False
+
+    def prepare(self, data, n_restarts):
+        """The data the E-steps read: with cache_features, T(X) instead of X; a single
+        restart over at most tuning.UNROLL_MAX_CHUNKS chunks gets them as a tuple of separate
+        arrays (the E-step is then unrolled: a scan would copy each chunk out of the cache)."""
+        X, w = data
+        if not self.cache_features:
+            return data
+        features = self.family.features
+        if X.ndim == 3 and n_restarts == 1 and X.shape[0] <= tuning.UNROLL_MAX_CHUNKS:
+            return (tuple(features(X[i]) for i in range(X.shape[0])),
+                    tuple(w[i] for i in range(X.shape[0])))
+        return (jax.vmap(features)(X) if X.ndim == 3 else features(X)), w
+
+    def total_weight(self, data):
+        return sum(jnp.sum(w) for w in jax.tree.leaves(data[1]))
+
+    def e_step(self, data, params):
+        """(objective, moments (K, F)) at params."""
+        return kernel.e_pass(*data, params, self.family, self.hard, self.cache_features)
+
+    def m_step(self, data, moments, old, prior):
+        return self.family.m_step_from_moments(moments, old, prior)
+
+    def log_likelihood(self, data, params):
+        """sum_n w_n log p(x_n | theta) (soft, no regulariser) at params."""
+        return kernel.e_pass(*data, params, self.family.unregularised(), False,
+                             self.cache_features)[0]
+
+    def gradient(self, data, params, moments, prior, scale):
+        """The gradient of the objective with respect to the unconstrained parameters, from
+        the E-step's moments at params without another pass over the data: by Fisher's
+        identity the log-likelihood's gradient at theta equals that of the expected
+        complete-data log joint sum_nk w_n r_nk log p(x_n, z_n = k | theta') at theta' = theta
+        with the responsibilities r held at theta, and that is sum_kf moments_kf eta_fk(theta')
+        for the natural parameters eta (em_natural_parameters: regulariser included)."""
+        family = self.family
+
+        def expected_log_joint(u):
+            p = family.from_unconstrained(u, scale)
+            value = jnp.sum(moments * family.em_natural_parameters(p).T)
+            return value if prior is None else value + family.log_prior(p, prior)
+
+        return jax.grad(expected_log_joint)(family.to_unconstrained(params, scale))
+
+    def initial_m_step(self, data, weighted_resp):
+        """The MLE M-step from given responsibilities times weights, laid out like the data
+        (raw rows, not features: called before ``prepare``)."""
+        X = data[0]
+        family = self.family
+
+        def moments(Xb, Rb):
+            return kernel.block_moments(family.features(Xb), Rb)
+
+        total = moments(X, weighted_resp) if X.ndim == 2 else kernel.scan_sum(
+            moments, (X, weighted_resp))
+        return family.m_step_from_moments(total, None, None)
