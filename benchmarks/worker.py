@@ -297,7 +297,9 @@ def job_streaming(spec):
                                  for f in ("weights", "means", "covariances")))
 
         def run():
-            state = fit_em(batch, (Xd, wd), None, jnp.asarray(0.0), engine=FastEngine(
+            # tol = 0 (a fixed number of iterations): cert_tol and the scale are unused
+            state = fit_em(batch, (Xd, wd), None, jnp.asarray(0.0), jnp.asarray(0.0),
+                           jnp.ones(Xd.shape[-1]), engine=FastEngine(
                 GaussianFamily(case.covariance_type)), max_iter=iters)
             return jax.device_get(state)
 

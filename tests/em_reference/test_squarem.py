@@ -54,7 +54,8 @@ def test_plain_squarem_and_sklearn_reach_the_same_optimum(ct):
     kw = dict(covariance_type=ct, reg_covar=0.0, **init)
     plain = GaussianMixtureEM(2, cert_tol=1e-10, **kw).fit(X)
     fast = GaussianMixtureEM(2, acceleration="squarem", cert_tol=1e-10, **kw).fit(X)
-    ref = GaussianMixture(2, tol=0.0, max_iter=20_000, **kw).fit(X)
+    # 3,000 iterations: plain EM certifies (cert_tol=1e-10) within 900 on these problems
+    ref = GaussianMixture(2, tol=0.0, max_iter=3_000, **kw).fit(X)
     assert plain.converged_ and fast.converged_
     assert fast.n_iter_ < plain.n_iter_
     assert fast.lower_bound_ >= plain.lower_bound_ - 1e-9 * abs(plain.lower_bound_)
