@@ -25,13 +25,13 @@ import argparse
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from benchmarks._report import Report
 from em_reference import GaussianMixtureEM, PoissonMixtureEM
 from experiments.datasets import load_dataset
 
@@ -225,19 +225,13 @@ def main(argv=None):
     parser.add_argument("--cases", default=",".join(ALL))
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
-    lines = []
-
-    def say(text=""):
-        print(text, flush=True)
-        lines.append(text)
-
+    say = Report(args.out)
     results = []
     for case in cases(args.cases.split(",")):
         print(f"running {case.name} ...", flush=True)
         results.append(run_case(case))
     report(results, say)
-    if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n")
+    say.close()
 
 
 if __name__ == "__main__":
