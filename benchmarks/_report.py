@@ -1,4 +1,4 @@
-"""A printer for the VAE benchmark scripts: every line goes to stdout and, flushed at once, to
+"""A printer for the benchmark scripts: every line goes to stdout and, flushed at once, to
 the result file (a killed run keeps what it printed)."""
 
 from __future__ import annotations
