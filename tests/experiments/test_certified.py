@@ -5,6 +5,7 @@ MAP from the store, uncertified rows are flagged and never used as references.""
 import json
 
 import numpy as np
+import pytest
 from scipy import optimize, special, stats
 
 from experiments.cells import Cell
@@ -77,3 +78,122 @@ def test_em_row_carries_the_restart_census():
     np.testing.assert_allclose(objectives, fit.objective_trace[-1], rtol=1e-9)
     # the census never replaces the reported fit, which starts from the shared init
     assert cols["fit_status"] == "ok"
+
+
+def _row(method, **kw):
+    base = {"status": "ok", "dataset": "d", "dataset_params": "{}", "model": "m",
+            "model_options": "{}", "n_components": 2, "covariance_type": "full", "seed": 0,
+            "held_out_fraction": 0.2, "data_hash": "h", "prior": "{}", "n_train": 100,
+            "method": method, "fit_status": "ok", "key": method + str(kw.get("seed", 0))}
+    return {**base, **kw}
+
+
+def test_map_em_vs_map_agreement_and_different_stationary_points():
+    from experiments import comparisons
+
+    rows = [_row("map_em", log_joint=-500.0), _row("map", log_joint=-500.0 + 5e-5),
+            _row("map_em", seed=1, log_joint=-500.0), _row("map", seed=1, log_joint=-499.0),
+            _row("map_em", seed=2, log_joint=-500.0),
+            _row("map", seed=2, log_joint=-400.0, fit_status="not_converged")]
+    out = {d["seed"]: d for d in comparisons.map_em_vs_map(rows)}
+    assert out[0]["agree"] is True and out[0]["difference_per_sample"] == pytest.approx(5e-7)
+    assert out[1]["agree"] is False and out[1]["difference_per_sample"] == pytest.approx(0.01)
+    assert out[2]["agree"] is None  # an uncertified fit is never compared
+
+
+def test_distinct_optima_by_brute_force():
+    from experiments.comparisons import distinct_optima
+
+    rng = np.random.default_rng(0)
+    levels = np.array([-2821.03, -2817.97, -2830.5])
+    values = np.repeat(levels, [3, 5, 2]) + rng.uniform(-1e-5, 1e-5, 10)
+    out = distinct_optima(rng.permutation(values), n_samples=100, tol=1e-6)
+    # oracle: round to the level each came from
+    assert [c for _, c in out] == [5, 3, 2]
+    np.testing.assert_allclose([v for v, _ in out], np.sort(levels)[::-1], atol=2e-5)
+
+
+def test_local_optima_says_where_the_reported_fit_ended():
+    from experiments import comparisons
+
+    census = json.dumps([-10.0, -10.0, -12.0, -10.0, -50.0])
+    ok = json.dumps([True, True, True, True, False])
+    rows = [_row("em", restart_objectives=census, restart_certified=ok, em_objective=-12.0)]
+    (d,) = comparisons.local_optima(rows)
+    assert d["optima"] == [(-10.0, 3), (-12.0, 1)] and d["n_certified"] == 4
+    assert d["shared_start_rank"] == 2
+    assert d["shared_start_gap_per_sample"] == pytest.approx(2.0 / 100)
+
+
+def test_uncertified_em_is_never_the_vs_em_reference():
+    from experiments import comparisons
+
+    rows = [_row("em", fit_status="not_converged", align_param="means"),
+            _row("map", align_param="means")]
+    calls = []
+    comparisons.add_reference_columns(rows, lambda key: calls.append(key) or {})
+    assert calls == [] and not any(k.endswith("_vs_em") for r in rows for k in r)
+
+
+def test_tables_flag_uncertified_rows_with_a_footnote():
+    import pandas as pd
+
+    from experiments.report import mark_methods
+
+    df = pd.DataFrame([_row("em"), _row("nuts", fit_status="failed_to_mix"),
+                       _row("vi_mean_field", fit_status="not_converged")])
+    marked, note = mark_methods(df)
+    assert list(marked["method"]) == ["em", "nuts †", "vi_mean_field ‡"]
+    assert "† failed_to_mix" in note and "‡ not_converged" in note and "reference" in note
+    same, none = mark_methods(df.iloc[:1])
+    assert none == "" and list(same["method"]) == ["em"]
+
+
+CERT_GRID = """
+[methods.em]
+max_iter = 1
+acceleration = "none"
+n_restarts = 3
+[[grid]]
+datasets = [{name = "generated", n = 100, d = 1, k = 2}]
+n_components = [2]
+methods = ["em", "map_em"]
+"""
+
+
+def test_report_flags_uncertified_rows_and_shows_the_census(write_config, tmp_path):
+    from experiments.cli import main
+    from experiments.store import ResultStore
+
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(write_config(CERT_GRID)), "--out", str(out),
+                 "--no-progress"]) == 0
+    table = ResultStore(out).read_table().set_index("method")
+    assert table.loc["em", "fit_status"] == "not_converged"  # one plain E-step
+    assert table.loc["map_em", "fit_status"] == "ok"
+    assert not any(c.endswith("_vs_em") and np.isfinite(table.loc["map_em", c])
+                   for c in table.columns)  # the uncertified em is no reference
+    assert main(["report", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "| em ‡ |" in md and "‡ not_converged:" in md and "| map_em |" in md
+    assert "## Certification" in md and "Local optima found by EM's restarts" in md
+    assert "| not certified |" in md  # the reported em fit, in the census table
+    captions = json.loads((out / "figures" / "index.json").read_text())
+    flagged = {c["stem"] for c in captions if "em (not_converged)" in c["caption"]}
+    assert {"density_generated", "traces_generated"} <= flagged
+
+
+def test_map_em_vs_map_section_names_the_cells_that_differ():
+    from experiments.report import Blocks, _map_em_vs_map
+
+    rows = [_row("map_em", log_joint=-500.0), _row("map", log_joint=-500.0 + 5e-5),
+            _row("map_em", seed=1, log_joint=-500.0), _row("map", seed=1, log_joint=-499.0)]
+    blocks = Blocks()
+    _map_em_vs_map(blocks, rows)
+    text = blocks.to_markdown(None)
+    assert "1 of 2 cell(s) where both are certified agree within 1e-06" in text
+    assert "d, K=2, full, seed 1: +1.00e-02 nats per sample (map higher)" in text
+    blocks = Blocks()
+    _map_em_vs_map(blocks, rows[:2])
+    assert "All 1 cell(s) where both are certified agree within 1e-06" in \
+        blocks.to_markdown(None)
