@@ -340,9 +340,13 @@ def _num_text(value, digits=2):
     return "" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def _where(d) -> str:
+def _k(d) -> str:
     k = d["n_components"]
-    k = "" if k is None or k != k else f"K={int(k)}"
+    return "" if k is None or k != k else str(int(k))
+
+
+def _where(d) -> str:
+    k = _k(d) and f"K={_k(d)}"
     return ", ".join(x for x in (d["dataset"], k, d["covariance_type"], f"seed {d['seed']}")
                      if x)
 
@@ -357,8 +361,7 @@ def _map_em_vs_map(blocks, records):
              "certificate) maximise the same log joint from the same shared initialisation; "
              f"where both are certified they should end at the same optimum, within {tol:g} "
              "nats per training sample. Δ = (log_joint of map − log_joint of map_em) / N.")
-    body = [[d["dataset"], "" if d["n_components"] != d["n_components"] else
-             str(int(d["n_components"])), d["covariance_type"], d["map_em_status"],
+    body = [[d["dataset"], _k(d), d["covariance_type"], d["map_em_status"],
              d["map_status"], _num_text(d["log_joint_map_em"]), _num_text(d["log_joint_map"]),
              f"{d['difference_per_sample']:.2e}",
              "not compared (not certified)" if d["agree"] is None else
@@ -411,8 +414,7 @@ def _local_optima(blocks, records):
         else:
             own = (f"optimum {rank}, {d['shared_start_gap_per_sample']:.2e} nats per sample "
                    "below the best")
-        body.append([d["dataset"], "" if d["n_components"] != d["n_components"] else
-                     str(int(d["n_components"])), d["covariance_type"],
+        body.append([d["dataset"], _k(d), d["covariance_type"],
                      f"{d['n_certified']} / {d['n_restarts']}", str(len(d["optima"])),
                      optima, own])
     blocks.table(["dataset", "K", "cov", "certified restarts", "distinct optima",
