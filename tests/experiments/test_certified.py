@@ -73,6 +73,7 @@ def test_em_row_carries_the_restart_census():
     objectives = json.loads(cols["restart_objectives"])
     certified = json.loads(cols["restart_certified"])
     assert len(objectives) == len(certified) == 4 and all(certified)
+    assert cols["restart_census_time"] > 0
     # faithful_waiting's two clusters are well separated: every random start finds the
     # shared start's optimum (EM's objective counts reg_covar's term, hence rtol)
     np.testing.assert_allclose(objectives, fit.objective_trace[-1], rtol=1e-9)
