@@ -3,6 +3,7 @@ default options (no tol override)? Fits each em / map_em / hard_em cell in this 
 prints its status, E-steps, certificate and time (and, for em, the census of restarts).
 
     python -m benchmarks.default_grid_certified [--acceleration none] [--no-restarts]
+        [--datasets height london_deaths]
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def main(argv=None):
     ap.add_argument("--config", default="experiments/configs/default.toml")
     ap.add_argument("--acceleration", default=None, choices=("squarem", "none"))
     ap.add_argument("--no-restarts", action="store_true")
+    ap.add_argument("--datasets", nargs="*", help="only the cells of these datasets")
     args = ap.parse_args(argv)
-    cells = [c for c in load_config(args.config).cells if c.method in EM_METHODS]
+    cells = [c for c in load_config(args.config).cells if c.method in EM_METHODS
+             and (not args.datasets or c.dataset in args.datasets)]
     failed = 0
     start_all = time.perf_counter()
     for cell in cells:
