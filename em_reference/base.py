@@ -91,7 +91,8 @@ class MixtureEM(DensityMixin, BaseEstimator):
     (True only at a certified optimum: the stopping rule held and gradient_norm_ <= cert_tol;
     hard EM: a fixed point), gradient_norm_ (nan for hard EM), distance_to_optimum_ (the
     Aitken estimate per sample at the last check; inf when it was not defined), n_iter_
-    (E-steps), prior_.
+    (E-steps), prior_, restart_lower_bounds_ (n_init,) (every restart's final objective)
+    and restart_converged_ (n_init,) (whether each restart is certified, as converged_).
 
     A subclass defines:
 
@@ -247,6 +248,12 @@ class MixtureEM(DensityMixin, BaseEstimator):
         # re-evaluated at the point returned (one M-step further)
         certified = hard or self.gradient_norm_ <= self._cert_tol
         self.converged_ = bool(state.converged[best]) and certified
+        # every restart's final objective and certificate: how many distinct optima the
+        # restarts found, and how often each (nan/-inf: a restart that went non-finite)
+        self.restart_lower_bounds_ = finals.astype(np.float64)
+        self.restart_converged_ = np.array(
+            [bool(state.converged[i]) and (hard or float(state.grad_norm[i]) <= self._cert_tol)
+             for i in range(self.n_init)])
         if bool(state.failed[best]):
             warnings.warn(f"EM stopped after {self.n_iter_} E-steps: the next update was not "
                           "finite; the last finite parameters are kept.", RuntimeWarning,

@@ -6,8 +6,18 @@ difference between its parameters and those of the EM cell of the same problem (
 and data, model and options, K, covariance type, seed and split; the prior does not matter to
 EM), after matching its components to EM's (Hungarian, on the model's align_param), in the
 model's comparable form (Gaussian covariances as full matrices). The reference is the problem's
-``em`` cell with em's default options, else its only ``em`` cell; a problem without one gets
-no such column (NaN).
+certified ``em`` cell (fit_status "ok") with em's default options, else its only certified
+``em`` cell; a problem without one gets no such column (NaN): an uncertified fit is never a
+reference.
+
+``map_em_vs_map``: per problem and prior where both ``map_em`` and ``map`` ran (from the same
+shared start), the difference of their log joints per training sample and whether both are
+certified: MAP-EM and MAP maximise the same objective, so certified fits agree to
+``AGREEMENT_TOL`` or ended on different stationary points.
+
+``local_optima``: per ``em`` cell with a restart census, the distinct optima its certified
+restarts reached (objectives within ``OPTIMA_TOL`` nats per sample are one), how often each,
+and which one the reported fit (from the shared start) is.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ import numpy as np
 from . import alignment, metrics
 
 REFERENCE_METHOD = "em"
+AGREEMENT_TOL = 1e-6  # nats per sample: MAP-EM and MAP at the same optimum
+OPTIMA_TOL = 1e-6  # nats per sample: two restarts' objectives within it are one optimum
 PROBLEM_COLUMNS = ("dataset", "dataset_params", "model", "model_options", "n_components",
                    "covariance_type", "seed", "held_out_fraction", "data_hash")
 
@@ -34,12 +46,20 @@ def _default_options() -> str | None:
     return None if entry is None else json.dumps(entry.defaults, sort_keys=True)
 
 
+def certified(row) -> bool:
+    """Whether a finished row's fit is certified (fit_status "ok": an optimum with its
+    certificate, a chain that mixed, a VI plateau). Rows written before fit_status existed
+    count as certified."""
+    status = row.get("fit_status")
+    return status is None or status != status or status == "ok"
+
+
 def _references(ok: list[dict]) -> dict:
-    """{problem key: key of its reference EM cell}."""
+    """{problem key: key of its reference EM cell} (certified cells only)."""
     defaults = _default_options()
     groups: dict[str, list] = {}
     for row in ok:
-        if row["method"] == REFERENCE_METHOD:
+        if row["method"] == REFERENCE_METHOD and certified(row):
             groups.setdefault(_problem_key(row), []).append(row)
     out = {}
     for pkey, rows in groups.items():
@@ -89,3 +109,79 @@ def add_reference_columns(rows: list[dict], compare_arrays, cache: dict | None =
                 est, ref, row["align_param"], bool(row.get("align_log_scale")),
                 _components(row["model"], row.get("covariance_type") or "", est))
         row.update(cache[pair])
+
+
+def _finished(rows):
+    return [r for r in rows if r.get("status") == "ok"]
+
+
+def map_em_vs_map(rows) -> list[dict]:
+    """One dict per (problem, prior) with both a map_em and a map row: dataset, n_components,
+    covariance_type, seed, map_em_status, map_status, both_certified, log_joint_map_em,
+    log_joint_map, difference_per_sample (map - map_em, nats per training sample), agree
+    (|difference| <= AGREEMENT_TOL; None unless both are certified). rows: row dicts."""
+    pairs: dict[str, dict] = {}
+    for row in _finished(rows):
+        if row["method"] in ("map_em", "map"):
+            key = _problem_key(row) + json.dumps(row.get("prior"), default=str)
+            pairs.setdefault(key, {})[row["method"]] = row
+    out = []
+    for pair in pairs.values():
+        if len(pair) < 2:
+            continue
+        em, gd = pair["map_em"], pair["map"]
+        n = float(em.get("n_train") or np.nan)
+        diff = (float(gd["log_joint"]) - float(em["log_joint"])) / n
+        both = certified(em) and certified(gd)
+        out.append({"dataset": em["dataset"], "n_components": em.get("n_components"),
+                    "covariance_type": em.get("covariance_type") or "",
+                    "seed": em.get("seed"), "map_em_status": em.get("fit_status") or "ok",
+                    "map_status": gd.get("fit_status") or "ok", "both_certified": both,
+                    "log_joint_map_em": float(em["log_joint"]),
+                    "log_joint_map": float(gd["log_joint"]), "difference_per_sample": diff,
+                    "agree": bool(abs(diff) <= AGREEMENT_TOL) if both else None})
+    return sorted(out, key=lambda d: (d["dataset"], str(d["n_components"]),
+                                      d["covariance_type"], str(d["seed"])))
+
+
+def distinct_optima(objectives, n_samples, tol=OPTIMA_TOL) -> list[tuple[float, int]]:
+    """[(objective, how many reached it)] from the highest down: sorted objectives within
+    tol * n_samples of the first of their group count as one optimum (its best value)."""
+    groups: list[list[float]] = []
+    for v in sorted((float(v) for v in objectives), reverse=True):
+        if groups and groups[-1][0] - v <= tol * n_samples:
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    return [(g[0], len(g)) for g in groups]
+
+
+def local_optima(rows, tol=OPTIMA_TOL) -> list[dict]:
+    """One dict per em row with a restart census: dataset, n_components, covariance_type,
+    seed, n_restarts, n_certified, optima [(objective, count)] of the certified restarts,
+    best (the highest), shared_start_objective (em_objective of the reported fit),
+    shared_start_rank (1 = the best optimum; None when it is none of them) and
+    shared_start_gap_per_sample (best - it, nats per sample)."""
+    out = []
+    for row in _finished(rows):
+        census = row.get("restart_objectives")
+        if row["method"] != REFERENCE_METHOD or not isinstance(census, str):
+            continue
+        values = np.asarray(json.loads(census), dtype=float)
+        ok = np.asarray(json.loads(row.get("restart_certified") or "[]"), dtype=bool)
+        ok = ok if ok.shape == values.shape else np.zeros(values.shape, bool)
+        n = float(row.get("n_train") or np.nan)
+        optima = distinct_optima(values[ok & np.isfinite(values)], n, tol)
+        own = float(row.get("em_objective", np.nan))
+        rank = next((i + 1 for i, (v, _) in enumerate(optima) if abs(v - own) <= tol * n),
+                    None)
+        best = optima[0][0] if optima else np.nan
+        out.append({"dataset": row["dataset"], "n_components": row.get("n_components"),
+                    "covariance_type": row.get("covariance_type") or "",
+                    "seed": row.get("seed"), "n_restarts": int(values.size),
+                    "n_certified": int(ok.sum()), "optima": optima, "best": best,
+                    "shared_start_objective": own, "shared_start_certified": certified(row),
+                    "shared_start_rank": rank,
+                    "shared_start_gap_per_sample": (best - own) / n})
+    return sorted(out, key=lambda d: (d["dataset"], str(d["n_components"]),
+                                      d["covariance_type"], str(d["seed"])))

@@ -70,6 +70,8 @@ def fit_columns(fit) -> dict:
             "r_hat_max": _num(diag.get("r_hat_max")),
             "ess_bulk_min": _num(diag.get("ess_bulk_min")),
             "divergences": _num(diag.get("divergences")),
+            # the certificate of an optimum (EM, MAP): gradient norm per sample there
+            "gradient_norm": _num(diag.get("gradient_norm")),
             **dict(getattr(fit, "extra", None) or {})}
 
 

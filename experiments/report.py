@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import comparisons
 from .datasets import DATASETS
 from .figures import make_figures
 from .figures.style import sort_methods
@@ -34,8 +35,44 @@ TABLE_COLUMNS = (
     ("log_joint", "log_joint"), ("elbo_em", "elbo_em"), ("elbo_vi", "elbo_vi"),
     ("ari", "ARI"), ("bic", "BIC"),
 )
-TABLE_TAIL = (("r_hat_max", "r_hat max"), ("n_steps", "steps"), ("converged", "converged"),
+TABLE_TAIL = (("r_hat_max", "r_hat max"), ("gradient_norm", "gradient norm / sample"),
+              ("n_steps", "steps"), ("fit_status", "fit status"),
               ("wall_time", "wall s"), ("compile_time", "compile s"))
+
+# the marker a row's method gets in every table when its fit is not certified
+STATUS_MARKERS = {"failed_to_mix": "†", "not_converged": "‡"}
+STATUS_NOTES = {
+    "failed_to_mix": "NUTS chains that did not mix (split r_hat > 1.01, bulk or tail ESS < "
+                     "400, or divergences after warm-up, at the draw cap): the posterior "
+                     "summaries are not trustworthy, and the row is never used as a reference",
+    "not_converged": "the fit stopped before its certificate held (EM or MAP: the gradient "
+                     "norm per sample above its tolerance or the distance to the optimum "
+                     "not small; VI: no ELBO plateau within its Monte-Carlo error): its "
+                     "numbers are where it stopped, not an optimum, and it is never used as a "
+                     "reference",
+}
+OTHER_MARKER = "*"
+
+
+def status_marker(status) -> str:
+    """'' for a certified row (fit_status "ok" or absent), else its table marker."""
+    if status is None or status != status or status == "ok":
+        return ""
+    return STATUS_MARKERS.get(status, OTHER_MARKER)
+
+
+def mark_methods(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(rows with each uncertified row's method marked, the footnote for the markers used;
+    '' when every row is certified)."""
+    if "fit_status" not in rows:
+        return rows, ""
+    marks = rows["fit_status"].map(status_marker)
+    used = sorted({st for st in rows["fit_status"] if status_marker(st)}, key=str)
+    if not used:
+        return rows, ""
+    note = " ".join(f"{status_marker(st)} {st}: {STATUS_NOTES.get(st, 'not certified')}."
+                    for st in used)
+    return rows.assign(method=rows["method"] + marks.map(lambda m: f" {m}" if m else "")), note
 
 
 def table_columns(models) -> tuple:
@@ -299,6 +336,107 @@ def _heal(store):
         pass
 
 
+def _num_text(value, digits=2):
+    return "" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _k(d) -> str:
+    k = d["n_components"]
+    return "" if k is None or k != k else str(int(k))
+
+
+def _where(d) -> str:
+    k = _k(d) and f"K={_k(d)}"
+    return ", ".join(x for x in (d["dataset"], k, d["covariance_type"], f"seed {d['seed']}")
+                     if x)
+
+
+def _map_em_vs_map(blocks, records):
+    pairs = comparisons.map_em_vs_map(records)
+    if not pairs:
+        return
+    tol = comparisons.AGREEMENT_TOL
+    blocks.h(3, "MAP-EM and MAP from the same start")
+    blocks.p("MAP-EM (em_reference) and `map` (NumPyro: Adam, then L-BFGS to its gradient "
+             "certificate) maximise the same log joint from the same shared initialisation; "
+             f"where both are certified they should end at the same optimum, within {tol:g} "
+             "nats per training sample. Δ = (log_joint of map − log_joint of map_em) / N.")
+    body = [[d["dataset"], _k(d), d["covariance_type"], d["map_em_status"],
+             d["map_status"], _num_text(d["log_joint_map_em"]), _num_text(d["log_joint_map"]),
+             f"{d['difference_per_sample']:.2e}",
+             "not compared (not certified)" if d["agree"] is None else
+             ("same optimum" if d["agree"] else "different stationary points")]
+            for d in pairs]
+    blocks.table(["dataset", "K", "cov", "map_em status", "map status", "log_joint map_em",
+                  "log_joint map", "Δ per sample", "verdict"], body)
+    compared = [d for d in pairs if d["agree"] is not None]
+    differ = [d for d in compared if not d["agree"]]
+    skipped = len(pairs) - len(compared)
+    tail = (f" {skipped} cell(s) not compared: one of the two fits is not certified."
+            if skipped else "")
+    if not compared:
+        blocks.p("No cell has both fits certified." + tail)
+    elif not differ:
+        worst = max(abs(d["difference_per_sample"]) for d in compared)
+        blocks.p(f"All {len(compared)} cell(s) where both are certified agree within {tol:g} "
+                 f"nats per sample (largest |Δ| {worst:.1e})." + tail)
+    else:
+        names = "; ".join(f"{_where(d)}: {d['difference_per_sample']:+.2e} nats per sample "
+                          f"({'map' if d['difference_per_sample'] > 0 else 'map_em'} higher)"
+                          for d in differ)
+        blocks.p(f"{len(compared) - len(differ)} of {len(compared)} cell(s) where both are "
+                 f"certified agree within {tol:g} nats per sample; these ended on different "
+                 f"stationary points: {names}." + tail)
+
+
+def _local_optima(blocks, records):
+    census = comparisons.local_optima(records)
+    if not census:
+        return
+    tol = comparisons.OPTIMA_TOL
+    blocks.h(3, "Local optima found by EM's restarts")
+    blocks.p("Each `em` cell also runs EM from random starts (its `n_restarts`). The "
+             "certified restarts' final objectives (EM's objective: the log-likelihood with "
+             f"reg_covar's term) within {tol:g} nats per sample of each other count as one "
+             "optimum; listed from the highest, with how many restarts reached each. "
+             "'reported fit' says which of them the cell's own fit, from the shared start, "
+             "is (1 = the best).")
+    body = []
+    for d in census:
+        optima = ", ".join(f"{v:.2f} ({c}×)" for v, c in d["optima"]) or "none certified"
+        rank = d["shared_start_rank"]
+        if not d["shared_start_certified"]:
+            own = "not certified"
+        elif rank is None:
+            own = f"none of them ({d['shared_start_objective']:.2f})"
+        elif rank == 1:
+            own = "the best"
+        else:
+            own = (f"optimum {rank}, {d['shared_start_gap_per_sample']:.2e} nats per sample "
+                   "below the best")
+        body.append([d["dataset"], _k(d), d["covariance_type"],
+                     f"{d['n_certified']} / {d['n_restarts']}", str(len(d["optima"])),
+                     optima, own])
+    blocks.table(["dataset", "K", "cov", "certified restarts", "distinct optima",
+                  "objectives (how often)", "reported fit"], body)
+    local = [d for d in census if d["shared_start_rank"] not in (None, 1)
+             and d["shared_start_certified"]]
+    if local:
+        blocks.p("The reported fit sits in a local optimum in: "
+                 + "; ".join(f"{_where(d)} ({d['shared_start_gap_per_sample']:.2e} nats per "
+                             "sample below the best restart)" for d in local) + ".")
+
+
+def _certification(blocks, ok: pd.DataFrame):
+    """The report's evidence section: MAP-EM vs MAP, and the census of local optima."""
+    records = ok.to_dict("records")
+    if not any(r["method"] in ("map_em", "map", "em") for r in records):
+        return
+    blocks.h(2, "Certification")
+    _map_em_vs_map(blocks, records)
+    _local_optima(blocks, records)
+
+
 def write_report(out) -> Path:
     """Write figures/, report.md and report.html into the run folder ``out``; return the
     path of report.html."""
@@ -334,7 +472,11 @@ def write_report(out) -> Path:
         rows = rows.assign(_m=rows["method"].map(
             {m: i for i, m in enumerate(sort_methods(rows["method"].unique()))}))
         rows = rows.sort_values(["n_components", "covariance_type", "_m", "seed"])
+        rows, note = mark_methods(rows)
         blocks.table(*_table(rows, table_columns(rows["model"].unique())))
+        if note:
+            blocks.p(note)
+    _certification(blocks, ok)
     failed = df[df["status"] != "ok"]
     if len(failed):
         blocks.h(2, "Failed cells")

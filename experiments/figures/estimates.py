@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .data import arrays_of, dataset_of, k_text
-from .style import method_color, new_figure, save, sort_methods
+from .style import line_style, marker_style, method_color, new_figure, save, sort_methods, \
+    status_label, uncertified_note
 
 PANELS = (("weights", "weight (probability)"), ("means", "mean ({unit})"),
           ("rates", "rate ({unit} per observation)"))
@@ -44,6 +45,7 @@ def forest_figure(store, dataset, rows, out_dir):
         labels = None
         for off, method in zip(offsets, methods, strict=True):
             point, draws = fits[method]
+            row = by_method.loc[method]
             if name not in point:
                 continue
             labels, values = _entries(point[name], name)
@@ -52,9 +54,10 @@ def forest_figure(store, dataset, rows, out_dir):
             if name in draws:
                 d = np.asarray(draws[name]).reshape(len(draws[name]), -1)
                 lo94, lo50, hi50, hi94 = np.percentile(d, [3, 25, 75, 97], axis=0)
-                ax.hlines(y, lo94, hi94, color=color, linewidth=0.9)
-                ax.hlines(y, lo50, hi50, color=color, linewidth=2.6)
-            ax.plot(values, y, "o", color=color, markersize=3.5, label=method)
+                ax.hlines(y, lo94, hi94, color=color, linewidth=0.9, **line_style(row))
+                ax.hlines(y, lo50, hi50, color=color, linewidth=2.6, **line_style(row))
+            ax.plot(values, y, "o", color=color, markersize=3.5,
+                    label=status_label(method, row), **marker_style(row))
         truth = ds.truth
         if truth is not None and name in truth and np.size(truth[name]) == len(labels or []):
             t = np.asarray(truth[name]).reshape(-1)
@@ -68,5 +71,6 @@ def forest_figure(store, dataset, rows, out_dir):
     caption = (f"{dataset} ({k}): point estimates per method after label alignment (dots; "
                "posterior mean for VI/NUTS/VB) with 50% (thick) and 94% (thin) posterior "
                "intervals for the posterior methods"
-               + ("; crosses: true values." if ds.truth is not None else "."))
+               + ("; crosses: true values." if ds.truth is not None else ".")
+               + uncertified_note(rows))
     return save(fig, out_dir, f"estimates_{dataset}", caption)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .data import arrays_of, dataset_of, hints_of
-from .style import TRUTH_STYLE, axis_label, method_color, new_figure, save, sort_methods
+from .style import TRUTH_STYLE, axis_label, line_style, method_color, new_figure, save, \
+    sort_methods, status_label, uncertified_note
 
 
 def marginal_figure(store, dataset, rows, out_dir):
@@ -38,11 +39,11 @@ def marginal_figure(store, dataset, rows, out_dir):
 
         ylabel = f"density (1/{ds.units[0]})"
     for method in sort_methods(rows["method"].unique()):
-        key = rows[rows["method"] == method]["key"].iloc[0]
-        p = arrays_of(store, key, "aligned")
+        row = rows[rows["method"] == method].iloc[0]
+        p = arrays_of(store, row["key"], "aligned")
         style = {"marker": "o", "markersize": 3} if discrete else {}
         ax.plot(grid, density(grid, p), color=method_color(method), linewidth=1.2,
-                label=method, **style)
+                label=status_label(method, row), **style, **line_style(row))
     if ds.truth is not None and len(ds.truth["weights"]) == int(first["n_components"]):
         ax.plot(grid, density(grid, ds.truth, truth=True), label="truth", **TRUTH_STYLE)
     ax.set_xlabel(axis_label(ds.feature_names[0], ds.units[0]))
@@ -51,6 +52,7 @@ def marginal_figure(store, dataset, rows, out_dir):
     kind = "counts with each method's fitted mixture pmf" if discrete else \
         "values (density histogram) with each method's fitted mixture density"
     caption = (f"{dataset} (K={int(first['n_components'])}): training {kind}"
-               + ("; dashed: the true mixture." if ds.truth is not None else "."))
+               + ("; dashed: the true mixture." if ds.truth is not None else ".")
+               + uncertified_note(rows))
     prefix = hints.get("marginal_stem", "pmf" if discrete else "density")
     return save(fig, out_dir, f"{prefix}_{dataset}", caption)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .data import k_text
-from .style import method_color, new_figure, save, sort_methods
+from .style import is_certified, marker_style, method_color, new_figure, save, sort_methods, \
+    uncertified_note
 
 QUANTITIES = (
     ("log_likelihood_train", "o", "log p(X | θ̂)"),
@@ -38,12 +39,15 @@ def elbo_figure(groups, out_dir):
                     continue
                 y = len(methods) - 1 - i + (j - 1.5) * 0.15
                 ax.plot(value - base, y, marker, color=method_color(method), markersize=5,
-                        label=label if i == 0 or method == "vi_mean_field" else None)
+                        label=label if i == 0 or method == "vi_mean_field" else None,
+                        **marker_style(row))
                 if col == "elbo_vi" and np.isfinite(row.get("elbo_vi_se", np.nan)):
                     se = float(row["elbo_vi_se"])
                     ax.hlines(y, value - base - 2 * se, value - base + 2 * se,
                               color=method_color(method))
-        ax.set_yticks(np.arange(len(methods))[::-1], methods)
+        ax.set_yticks(np.arange(len(methods))[::-1],
+                      [m if is_certified(rows[rows["method"] == m].iloc[0]) else f"{m} (!)"
+                       for m in methods])
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.margins(x=0.06, y=0.08)
@@ -61,6 +65,8 @@ def elbo_figure(groups, out_dir):
                "point estimate; squares: log joint (log-likelihood + log prior); diamonds: "
                "EM's ELBO (bounds log p(X | θ̂)); triangles with ±2 s.e.: VI's ELBO (bounds the "
                "evidence log p(X)). The bounds differ in what they bound, as written on the "
-               "figure.")
+               "figure. Hollow markers and (!): fits that are not certified."
+               + "".join(f" {d}:{uncertified_note(r)}" for d, r in groups
+                         if uncertified_note(r)))
     return save(fig, out_dir, "elbo_comparison", caption,
                 rect=(0, 0.75 / height, 1, 1 - 0.4 / height))

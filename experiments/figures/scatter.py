@@ -7,8 +7,8 @@ from matplotlib.patches import Ellipse
 
 from ..densities import full_covariances, gaussian_log_joint_matrix, responsibilities
 from .data import arrays_of, dataset_of, hints_of
-from .style import DATA_COLOR, TRUTH_STYLE, axis_label, method_color, new_figure, save, \
-    sort_methods
+from .style import DATA_COLOR, TRUTH_STYLE, axis_label, line_style, method_color, new_figure, \
+    save, sort_methods, status_label, uncertified_note
 
 
 def ellipse(ax, mean, cov, n_sd=2.0, **style):
@@ -44,15 +44,16 @@ def ellipses_figure(store, dataset, rows, out_dir):
                 ellipse(ax, mu, cov, **TRUTH_STYLE)
         covs = full_covariances(p["covariances"], row["covariance_type"], len(p["weights"]), 2)
         for mu, cov in zip(p["means"], covs, strict=True):
-            ellipse(ax, mu, cov, color=method_color(method), linewidth=1.6)
-        ax.set_title(method)
+            ellipse(ax, mu, cov, color=method_color(method), linewidth=1.6, **line_style(row))
+        ax.set_title(status_label(method, row))
         _label_axes(ax, ds)
     for ax in list(axes.flat)[len(methods):]:
         ax.set_visible(False)
     k, ct = int(first["n_components"]), first["covariance_type"]
     truth = " Dashed black: the true components." if ds.truth is not None else ""
     caption = (f"{dataset} (K={k}, {ct} covariances): training data (grey) with each method's "
-               f"fitted 2-sigma ellipses (point estimate; posterior mean for VI/NUTS).{truth}")
+               f"fitted 2-sigma ellipses (point estimate; posterior mean for VI/NUTS).{truth}"
+               + uncertified_note(rows))
     return save(fig, out_dir, f"ellipses_{dataset}", caption)
 
 
@@ -81,7 +82,7 @@ def certainty_figure(store, dataset, rows, out_dir, methods=("em", "vi_full_rank
         certainty = q.max(1)
         ax.scatter(X[:, 0], X[:, 1], c=q.argmax(1), cmap="tab10", vmin=0, vmax=9,
                    s=_size(certainty), alpha=_alpha(certainty), linewidths=0)
-        ax.set_title(method)
+        ax.set_title(status_label(method, row))
         _label_axes(ax, ds)
     levels = (0.5, 0.8, 0.95, 1.0)
     handles = [ax.scatter([], [], s=_size(c), alpha=_alpha(c), color="0.3") for c in levels]
@@ -89,5 +90,6 @@ def certainty_figure(store, dataset, rows, out_dir, methods=("em", "vi_full_rank
                          loc="center left", bbox_to_anchor=(1.0, 0.5))
     caption = (f"{dataset}: soft clustering. Colour = most probable component; size and "
                "opacity grow with its posterior probability max_k p(z=k | x) (faint, small "
-               "points sit between clusters).")
+               "points sit between clusters)."
+               + uncertified_note(rows[rows["method"].isin(present)]))
     return save(fig, out_dir, f"certainty_{dataset}", caption)

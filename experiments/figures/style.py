@@ -70,3 +70,41 @@ def save(fig, out_dir, stem, caption, rect=(0, 0, 1, 1)) -> FigureInfo:
         fig.savefig(pdf)
     plt.close(fig)
     return FigureInfo(stem, png, pdf, caption)
+
+
+# fits that are not certified (fit_status "not_converged" / "failed_to_mix") are drawn
+# dotted (lines) or hollow (markers), labelled with their status, and named in the caption
+UNCERTIFIED_LINE = {"linestyle": ":"}
+UNCERTIFIED_MARKER = {"markerfacecolor": "none"}
+
+
+def fit_status(row) -> str:
+    status = row.get("fit_status") if hasattr(row, "get") else None
+    return "ok" if status is None or status != status else str(status)
+
+
+def is_certified(row) -> bool:
+    return fit_status(row) == "ok"
+
+
+def line_style(row) -> dict:
+    return {} if is_certified(row) else dict(UNCERTIFIED_LINE)
+
+
+def marker_style(row) -> dict:
+    return {} if is_certified(row) else dict(UNCERTIFIED_MARKER)
+
+
+def status_label(method: str, row) -> str:
+    """The legend label of a method's row: its name, and its status when not certified."""
+    return method if is_certified(row) else f"{method} ({fit_status(row)})"
+
+
+def uncertified_note(rows) -> str:
+    """The caption's sentence naming the rows drawn as uncertified ('' when none is)."""
+    flagged = [f"{r['method']} ({fit_status(r)})" for _, r in rows.iterrows()
+               if not is_certified(r)] if len(rows) else []
+    if not flagged:
+        return ""
+    return (" Not certified, drawn dotted or hollow and never a reference: "
+            + ", ".join(flagged) + ".")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .data import k_text, trace_of
-from .style import method_color, new_figure, save, sort_methods
+from .style import line_style, method_color, new_figure, save, sort_methods, status_label, \
+    uncertified_note
 
 FLOOR = 1e-3  # nats: differences below are drawn at the floor
 SMOOTH = 25
@@ -27,7 +28,8 @@ def traces_figure(store, dataset, rows, out_dir):
         t = trace_of(store, row["key"])
         if t.size:
             ax.plot(np.arange(len(t)), t, marker=".", color=method_color(method),
-                    label=f"{method}: {EM_OBJECTIVES.get(row['objective_name'], '')}")
+                    label=f"{status_label(method, row)}: "
+                          f"{EM_OBJECTIVES.get(row['objective_name'], '')}", **line_style(row))
     ax.set_xlabel("EM iteration")
     ax.set_ylabel("objective (nats)")
     ax.set_title("EM: objective never decreases")
@@ -43,14 +45,16 @@ def traces_figure(store, dataset, rows, out_dir):
             steps = np.arange(1, len(t) + 1)
             excess = np.maximum(t.max() - t, FLOOR)  # loss minus its smallest value
             color = method_color(method)
-            label = f"{method}: −{row['objective_name']}"
+            label = f"{status_label(method, row)}: −{row['objective_name']}"
             if row["objective_name"] == "elbo_vi" and len(t) > 2 * SMOOTH:
                 ax.plot(steps, excess, color=color, linewidth=0.5, alpha=0.3)
                 smooth = np.convolve(t, np.ones(SMOOTH) / SMOOTH, mode="valid")
                 ax.plot(steps[SMOOTH - 1:], np.maximum(t.max() - smooth, FLOOR), color=color,
-                        linewidth=1.2, label=label + f" ({SMOOTH}-step mean)")
+                        linewidth=1.2, label=label + f" ({SMOOTH}-step mean)",
+                        **line_style(row))
             else:
-                ax.plot(steps, excess, color=color, linewidth=1.2, label=label)
+                ax.plot(steps, excess, color=color, linewidth=1.2, label=label,
+                        **line_style(row))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(bottom=FLOOR / 2)
@@ -65,5 +69,5 @@ def traces_figure(store, dataset, rows, out_dir):
                "construction; right, the loss NumPyro's optimiser minimises per step (−log "
                "joint for MAP, −log-likelihood for MLE, a one-sample −ELBO for VI) minus its "
                "smallest value (floored at 10⁻³ nats), on log axes; VI's one-sample estimates "
-               "are drawn faint, with their 25-step running mean.")
+               "are drawn faint, with their 25-step running mean." + uncertified_note(rows))
     return save(fig, out_dir, f"traces_{dataset}", caption)

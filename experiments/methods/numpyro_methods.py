@@ -79,7 +79,8 @@ def fit_vi_full_rank(problem, num_steps: Count = 3000, learning_rate: Positive =
 
 
 @register_method("nuts", kind="posterior", uses_prior=True,
-                 description="NUTS (models.fit_nuts), the gold standard posterior")
+                 description="NUTS (models.fit_nuts): the reference posterior only where "
+                             "its chains mixed (fit_status ok; failed_to_mix is flagged)")
 def fit_nuts(problem, num_warmup: NonNegativeInt = 500, num_samples: Count = 500,
              num_chains: Count = 2,
              chain_method: Literal["sequential", "vectorized", "parallel"] = "sequential"):
