@@ -1,7 +1,7 @@
 """A tiny VAE and a tiny mixture-prior VAE fit and score end to end through the grid (100
 binary digits, 2-d latents, a 16-unit network, 3 epochs), with the Bernoulli mixtures beside
 them; the scores are checked against a hand-written IWAE estimator on the stored networks.
-The same small store feeds the VAE figures (tests/experiments/test_vae_figures.py)."""
+The same small store feeds every VAE figure."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from scipy.special import logsumexp, softplus
 
 from experiments import Dataset, load_dataset, register_dataset
 from experiments.config import parse_config
+from experiments.figures import vae as vae_figures
 from experiments.datasets import DATASETS
 from experiments.problem import build_problem
 from experiments.runner import run_grid
@@ -114,3 +115,28 @@ def test_mixture_prior_vae_clusters_beside_em_baselines(vae_store):
     # the mixtures of the same data: exact log-likelihoods in the same column
     em = table.loc["bernoulli_mixture"].set_index("n_components")
     assert np.isfinite(em["log_likelihood_test_per_point"]).all()
+
+
+@pytest.mark.parametrize("figure", vae_figures.FIGURES, ids=lambda f: f.__name__)
+def test_every_vae_figure_draws_from_the_tiny_store(vae_store, figure, tmp_path):
+    store, _ = vae_store
+    info = figure(store, store.read_table(), tmp_path)
+    assert info is not None and info.png.stat().st_size > 0 and info.pdf.is_file()
+    assert info.caption
+
+
+def test_vae_figures_skip_a_store_without_vaes(vae_store, tmp_path):
+    store, _ = vae_store
+    table = store.read_table()
+    mixtures_only = table[table["model"] == "bernoulli_mixture"]
+    assert all(f(store, mixtures_only, tmp_path) is None for f in vae_figures.FIGURES)
+
+
+def test_report_lists_the_vae_figures(vae_store):
+    from experiments.report import write_report
+
+    store, _ = vae_store
+    write_report(store.root)
+    text = (store.root / "report.md").read_text()
+    for stem in ("vae_ladder", "vae_gaps", "vae_learning_curves", "vae_images", "vae_latent"):
+        assert f"{stem}.png" in text
