@@ -16,12 +16,13 @@ from experiments.runner import run_grid
 from experiments.store import ResultStore
 
 TINY = {"batch_size": 16, "max_epochs": 3, "eval_particles": 10, "gap_points": 4,
-        "gap_particles": 10, "local_steps": 5}
+        "gap_particles": 10, "local_steps": 3}
 ARCH = {"latent_dim": 2, "hidden": [16]}
 
 
 def tiny_grid():
-    return {"methods": {"vae_elbo": TINY, "vae_iwae": {**TINY, "num_particles": 3}},
+    return {"methods": {"vae_elbo": TINY,
+                        "vae_iwae": {**TINY, "num_particles": 3, "gap_points": 0}},
             "grid": [{"datasets": ["unit_test_digits_100"], "model": "vae",
                       "model_options": ARCH, "methods": ["vae_elbo"]},
                      {"datasets": ["unit_test_digits_100"], "model": "gmm_prior_vae",
