@@ -8,10 +8,12 @@ FigureInfo, or None when the rows hold nothing it can draw.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from .data import arrays_of, hints_of, k_text, ok_rows
-from .style import method_color, new_figure, save
+from .style import new_figure, save
 
 MAX_PANELS = 6
 
@@ -26,8 +28,13 @@ def amortized_rows(df):
 
 
 def _label(row) -> str:
+    """ "gmm_prior_vae K=10 L=2 / vae_elbo": model, its K, latent size, method."""
     k = "" if row["n_components"] != row["n_components"] else f" K={int(row['n_components'])}"
-    return f"{row['model']}{k} / {row['method']}"
+    try:
+        latent = json.loads(row.get("model_options") or "{}").get("latent_dim")
+    except (TypeError, ValueError):
+        latent = None
+    return f"{row['model']}{k}{'' if latent is None else f' L={latent}'} / {row['method']}"
 
 
 def _drawn(store, row) -> dict:
@@ -52,7 +59,7 @@ def ladder_figure(store, df, out_dir):
         return None
     rows = ok_rows(df)
     datasets = list(dict.fromkeys(vae["dataset"]))[:MAX_PANELS]
-    fig, axes = _panels(len(datasets), width=5.0, height=3.8)
+    fig, axes = _panels(len(datasets), width=7.0, height=3.8)
     for ax, dataset in zip(axes, datasets, strict=True):
         mix = rows[(rows["dataset"] == dataset) & (rows["method"] == "em")
                    & ~rows["key"].isin(vae["key"])]
@@ -63,7 +70,7 @@ def ladder_figure(store, df, out_dir):
             ax.annotate(("independent pixels" if m["n_components"] == 1 else k_text(m))
                         + " (exact)", (1.0, v), xycoords=("axes fraction", "data"),
                         ha="right", va="bottom", fontsize=7, color="0.35")
-        for _, r in vae[vae["dataset"] == dataset].iterrows():
+        for i, (_, r) in enumerate(vae[vae["dataset"] == dataset].iterrows()):
             a = _drawn(store, r)
             if "ladder_k" not in a:
                 continue
@@ -71,12 +78,12 @@ def ladder_figure(store, df, out_dir):
             v = np.r_[a["ladder_elbo"], a["ladder_iwae"]]
             se = np.r_[0.0, a["ladder_iwae_mc_se"]]  # the ELBO's MC error is not stored
             ax.errorbar(k, v, yerr=se, marker="o", markersize=3, capsize=2,
-                        color=method_color(r["method"] + r["model"]), label=_label(r))
+                        color=f"C{i % 10}", label=_label(r))
         ax.set_xscale("log")
         ax.set_xlabel("importance samples k (k = 1: the ELBO)")
         ax.set_ylabel("held-out log p(x) per image (nats)")
         ax.set_title(dataset)
-        ax.legend(loc="lower right", fontsize=7)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
     caption = ("The log p(x) ladder on held-out images: grey lines are the Bernoulli "
                "mixtures' exact log-likelihoods by K (K = 1: independent pixels); each curve "
                "is a VAE's IWAE-k lower bound against k, starting from its ELBO at k = 1, "
@@ -156,7 +163,7 @@ def _grid(images, shape, ncols):
     n = len(images)
     nrows = int(np.ceil(n / ncols))
     h, w = shape
-    out = np.ones((nrows * (h + 1) - 1, ncols * (w + 1) - 1))
+    out = np.full((nrows * (h + 1) - 1, ncols * (w + 1) - 1), 0.15)  # light grey gaps
     for i, img in enumerate(images):
         r, c = divmod(i, ncols)
         out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = img.reshape(shape)
