@@ -46,5 +46,7 @@ def test_em_through_the_grid_is_scored_exactly(tmp_path):
     lj = np.log(w) + X @ np.log(probs).T + (1 - X) @ np.log1p(-probs).T
     assert row["log_likelihood_test_per_point"] == pytest.approx(logsumexp(lj, 1).mean(),
                                                                  rel=1e-10)
+    assert row["log_likelihood_test_per_point_se"] == pytest.approx(
+        logsumexp(lj, 1).std(ddof=1) / np.sqrt(len(X)), rel=1e-10)
     assert row["log_likelihood_test_per_point"] > table.loc[1, "log_likelihood_test_per_point"]
     assert 0 < row["ari"] <= 1  # digits have labels
