@@ -11,6 +11,7 @@ from .cells import Cell
 from .datasets import DATASETS, FAMILIES, Dataset, load_dataset, register_dataset, register_family
 from .models_registry import MODELS, ModelEntry, register_model
 from . import mixtures  # noqa: F401  (registers the built-in models)
+from . import local_latent  # noqa: F401  (registers the VAEs)
 
 __all__ = ["Cell", "DATASETS", "Dataset", "FAMILIES", "MODELS", "ModelEntry", "load_dataset",
            "register_dataset", "register_family", "register_model"]

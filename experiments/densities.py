@@ -4,7 +4,7 @@ The metrics use these so that every method, whatever produced its parameters, is
 same code, and so that the suite has a third, plain implementation of the densities to check the
 other two against. Parameters follow em_reference's convention:
 Gaussian weights (K,), means (K, D), covariances full (K, D, D) | tied (D, D) | diag (K, D) |
-spherical (K,); Poisson weights (K,), rates (K, D). Data X (N, D).
+spherical (K,); Poisson weights (K,), rates (K, D); Bernoulli weights (K,), probs (K, D). Data X (N, D).
 """
 
 from __future__ import annotations
@@ -50,6 +50,20 @@ def poisson_log_joint_matrix(X, params):
     out = np.empty((len(X), len(w)))
     for k in range(len(w)):
         out[:, k] = np.log(w[k]) + stats.poisson.logpmf(X, rates[k][None, :]).sum(axis=1)
+    return out
+
+
+def bernoulli_log_joint_matrix(X, params):
+    """(N, K) matrix of log w_k + sum_d log Bernoulli(x_nd | p_kd) (binary X), by scipy's
+    xlogy so that a probability of exactly 0 or 1 costs nothing where it is not contradicted."""
+    from scipy.special import xlog1py, xlogy
+
+    X = np.asarray(X, dtype=float)
+    w = np.asarray(params["weights"], dtype=float)
+    p = np.asarray(params["probs"], dtype=float).reshape(len(w), X.shape[1])
+    out = np.empty((len(X), len(w)))
+    for k in range(len(w)):  # (N, D) temporaries per component, never (N, K, D)
+        out[:, k] = np.log(w[k]) + (xlogy(X, p[k]) + xlog1py(1.0 - X, -p[k])).sum(axis=1)
     return out
 
 

@@ -15,6 +15,7 @@ Conventions (see the report's "Objectives" section):
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logsumexp
 from sklearn.metrics import adjusted_rand_score
 
 from . import densities
@@ -97,6 +98,18 @@ def total_log_likelihood(problem, params, X):
     return densities.log_likelihood(mat)
 
 
+def held_out_per_point_se(problem, params):
+    """Standard error of the held-out mean log-likelihood per point over the data,
+    sd_n(log p(x_n | theta)) / sqrt(M) (models with a log joint matrix; else NaN): the same
+    column a local-latent model's score hook reports, so mixtures and VAEs compare with it."""
+    X = problem.X_test
+    mat = log_joint_matrix(problem, params, X) if len(X) > 1 else None
+    if mat is None:
+        return float("nan")
+    per_point = logsumexp(mat, axis=1)
+    return float(per_point.std(ddof=1) / np.sqrt(len(per_point)))
+
+
 def numpyro_log_prior(problem, params):
     """Sum of the log densities of the model's latent sample sites at ``params`` (the prior
     written inside a NumPyro model); NaN if the parameters are not sample sites."""
@@ -135,6 +148,7 @@ def fit_metrics(problem, fit, is_em):
     out["log_likelihood_test"] = total_log_likelihood(problem, params, problem.X_test)
     out["log_likelihood_test_per_point"] = (out["log_likelihood_test"] / len(problem.X_test)
                                             if len(problem.X_test) else float("nan"))
+    out["log_likelihood_test_per_point_se"] = held_out_per_point_se(problem, params)
     out["log_prior"] = log_prior(problem, params)
     out["log_joint"] = ll + out["log_prior"]
     out["n_params"] = problem.model.count_params(problem.n_components, X.shape[1],

@@ -44,7 +44,11 @@ scoring (scoring.py)
     n_params            (K, D, covariance_type) -> free parameters (BIC/AIC/ICL).
     score               (problem, fit) -> {column: value}: replaces the plug-in scoring
                         (models with local latents: held-out log_likelihood_test_per_point and
-                        its ``_se`` from an exact or IWAE estimate).
+                        its ``_se`` from an exact or IWAE estimate); or
+                        ``({column: value}, {name: array})``: the arrays are stored with the
+                        cell as ``model/<name>`` for the model's figures (a VAE's
+                        reconstructions, samples, latent means, learning curves). Networks
+                        in fit.params are stored flattened as ``param/...`` either way.
 report
     table_columns       ((column, header), ...) the report's tables add for this model
                         (default: RMSE of align_param vs truth and vs EM, its posterior sd).

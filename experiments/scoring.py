@@ -20,21 +20,33 @@ import numpy as np
 from . import alignment, metrics
 
 
+def _key_name(key) -> str:
+    """One step of a pytree path as a name: a dict key, an attribute, a list index."""
+    for attr in ("key", "name", "idx"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
 def flat_arrays(tree, prefix: str) -> dict:
-    """{prefix/name[/sub...]: array} of a (nested) dict of arrays; non-numeric leaves skipped
-    (network parameters of a local-latent model are nested dicts)."""
+    """{prefix/name[/sub...]: array} of a (nested) dict of arrays and pytrees; a network's
+    parameters (an equinox module, lists of weights) are flattened along their pytree paths
+    (``param/decoder$params/weights/0``); non-numeric leaves are skipped."""
+    import jax
+
     out = {}
     for name, value in (tree or {}).items():
         path = f"{prefix}/{name}"
         if isinstance(value, dict):
             out.update(flat_arrays(value, path))
             continue
-        try:
-            a = np.asarray(value)
-        except Exception:  # noqa: BLE001
-            continue
-        if a.dtype.kind in "biuf":
-            out[path] = a
+        for keys, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
+            try:
+                a = np.asarray(leaf)
+            except Exception:  # noqa: BLE001
+                continue
+            if a.dtype.kind in "biuf":
+                out["/".join([path, *map(_key_name, keys)])] = a
     return out
 
 
@@ -73,11 +85,15 @@ def score(problem, fit, is_em: bool) -> tuple[dict, dict]:
     model = problem.model
     X = problem.X_train
     row = {"n_train": len(X), "n_test": len(problem.X_test), "n_features": X.shape[1]}
+    arrays = {"trace": np.asarray(fit.objective_trace, dtype=float)}
     if model.score is not None:
-        row.update(model.score(problem, fit))
+        scored = model.score(problem, fit)
+        if isinstance(scored, tuple):  # (columns, what the model's figures draw)
+            scored, drawn = scored
+            arrays.update({f"model/{k}": np.asarray(v) for k, v in drawn.items()})
+        row.update(scored)
     else:
         row.update(metrics.fit_metrics(problem, fit, is_em))
-    arrays = {"trace": np.asarray(fit.objective_trace, dtype=float)}
     arrays.update(flat_arrays(fit.params, "param"))
     p = model.align_param
     params = {k: np.asarray(v) for k, v in fit.params.items() if not isinstance(v, dict)}

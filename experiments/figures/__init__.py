@@ -12,6 +12,7 @@ from .scatter import certainty_figure, ellipses_figure
 from .selection import selection_figure
 from .style import FigureInfo
 from .traces import traces_figure
+from .vae import FIGURES as VAE_FIGURES
 
 PER_DATASET = (ellipses_figure, certainty_figure, marginal_figure, traces_figure, forest_figure)
 
@@ -36,6 +37,8 @@ def make_figures(store, df, out_dir) -> list[FigureInfo]:
             attempt(fn, store, dataset, rows, out_dir)
     attempt(elbo_figure, groups, out_dir)
     attempt(selection_figure, ok_rows(df), out_dir)
+    for fn in VAE_FIGURES:  # models with local latents beside the mixtures of the same data
+        attempt(fn, store, ok_rows(df), out_dir)
     return figures
 
 

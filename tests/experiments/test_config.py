@@ -16,15 +16,24 @@ methods = ["em"]
 """
 
 
-def test_default_grid_covers_every_dataset_and_method():
+def test_default_and_vae_grids_cover_every_dataset_and_method():
+    from experiments.cli import default_config_path
+
     cfg = load_config(default_config_path())
-    # every dataset that a registered model can fit (the Bernoulli data wait for their model)
+    vae = load_config(default_config_path().with_name("vae.toml"))
+    # every dataset that a registered model can fit: the binary images in vae.toml (the
+    # default grid stays a coffee break), everything else in the default grid
     fittable = {name for name, e in DATASETS.items()
                 if any(m.data_family == e.family for m in MODELS.values())}
-    assert {c.dataset for c in cfg.cells} == fittable
-    assert {c.method for c in cfg.cells} == set(METHODS)
-    assert len({c.key for c in cfg.cells}) == len(cfg.cells)
-    assert cfg.jobs >= 1
+    binary = {name for name in fittable if DATASETS[name].family == "bernoulli"}
+    assert {c.dataset for c in cfg.cells} == fittable - binary
+    assert {c.dataset for c in vae.cells} == {"digits_binary"}  # binarized_mnist: benchmarks
+    assert {c.method for c in cfg.cells} | {c.method for c in vae.cells} == set(METHODS)
+    assert {c.method for c in cfg.cells} == set(METHODS) - {"vae_elbo", "vae_iwae"}
+    assert {c.model for c in vae.cells} == {"bernoulli_mixture", "vae", "gmm_prior_vae"}
+    for grid in (cfg, vae):
+        assert len({c.key for c in grid.cells}) == len(grid.cells)
+        assert grid.jobs >= 1
 
 
 def test_expansion_keys_and_skips():

@@ -99,10 +99,13 @@ def test_list_names_every_registry(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for text in ("data families:", "bernoulli", "binarized_mnist", "(own split)",
-                 "gaussian_mixture", "poisson_mixture"):
+                 "gaussian_mixture", "poisson_mixture", "bernoulli_mixture", "vae",
+                 "gmm_prior_vae", "vae_elbo", "vae_iwae"):
         assert text in out
     em = next(line for line in out.splitlines() if line.strip().startswith("em "))
-    assert "[gaussian_mixture, poisson_mixture]" in em
+    assert "[bernoulli_mixture, gaussian_mixture, poisson_mixture]" in em
+    vae = next(line for line in out.splitlines() if line.strip().startswith("vae_elbo "))
+    assert "[vae, gmm_prior_vae]" in vae
 
 
 def test_a_run_refused_by_the_lock_changes_nothing(write_config, tmp_path):

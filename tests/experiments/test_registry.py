@@ -15,13 +15,13 @@ PACKAGE = Path(experiments.__file__).parent
 
 
 def test_builtins_register_through_the_public_decorator():
-    for module in (mixtures.gaussian, mixtures.poisson):
+    for module in (mixtures.gaussian, mixtures.poisson, mixtures.bernoulli):
         calls = [n for n in ast.walk(ast.parse(inspect.getsource(module)))
                  if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "register_model"]
         assert len(calls) == 1 and not calls[0].args[1:]  # the name, then keywords only
     assert experiments.register_model is register_model
     assert all(isinstance(e, ModelEntry) for e in MODELS.values())
-    for name in ("gaussian_mixture", "poisson_mixture"):
+    for name in ("gaussian_mixture", "poisson_mixture", "bernoulli_mixture"):
         entry = MODELS[name]
         assert entry.em_estimator and entry.build_prior and entry.initial_values
         assert entry.log_joint_matrix and entry.align_param and entry.default_for_family
