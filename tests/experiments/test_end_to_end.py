@@ -13,6 +13,9 @@ from experiments.mixtures import precisions_from_covariances
 from experiments.problem import build_problem
 from experiments.store import ResultStore
 
+# one worker computes this module's shared fits (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_end_to_end")
+
 GRID = """
 title = "end-to-end test"
 [[grid]]

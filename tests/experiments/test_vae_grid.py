@@ -15,6 +15,9 @@ from experiments.problem import build_problem
 from experiments.runner import run_grid
 from experiments.store import ResultStore
 
+# one worker computes this module's shared fits (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_vae_grid")
+
 TINY = {"batch_size": 16, "max_epochs": 3, "eval_particles": 10, "gap_points": 4,
         "gap_particles": 10, "local_steps": 3}
 ARCH = {"latent_dim": 2, "hidden": [16]}

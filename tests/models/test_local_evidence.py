@@ -19,6 +19,9 @@ from scipy.special import logsumexp
 import models
 from models.local_evidence import local_structure
 
+# one worker computes this module's shared fits (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_local_evidence")
+
 A, B, S = 1.5, 0.5, 0.7
 V = 1.0 / (1.0 + A ** 2 / S ** 2)
 EXACT_Q = {"c": V * A / S ** 2, "d": -V * A * B / S ** 2, "e": np.sqrt(V)}

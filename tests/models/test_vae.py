@@ -9,6 +9,9 @@ import models
 import models.minibatch_svi as minibatch_svi
 from models.vae import prior_responsibilities
 
+# one worker computes this module's shared fits (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_vae")
+
 SMALL = dict(latent_dim=2, hidden=(16,))
 
 

@@ -18,6 +18,9 @@ from models._common import as_init_list, require_finite
 from models._model_info import inspect_model
 from models.result import FitError
 
+# one worker computes this module's shared fits (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_vae_pytrees")
+
 FAST = dict(num_steps=200, window=50, num_samples=20, elbo_particles=100)
 LATENT = 2
 
