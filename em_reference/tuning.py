@@ -41,6 +41,16 @@ UNROLL_MAX_CHUNKS = 8
 # values (32 MB in float64), whole chunks at a time, so that no full host copy of X is made.
 HOST_COPY_VALUES = 2**22
 
+# The fast kernel's expanded quadratic x'Lx - 2 mu'Lx + mu'L mu (and its scatter from raw
+# moments, Sxx - N mu mu') loses about eps * mu'L mu relative to the true value when a
+# component's mean lies mu'L mu of its own variances from the data's centre. It is used while
+# that loss is at most eps ** EXPANSION_MAX_LOSS_POWER (float64: mu'L mu <= 6.7e7, a loss of
+# 1.5e-8; float32: mu'L mu <= 2,900); beyond it the E-step takes the difference form and the
+# moments are taken about each component's current mean (em_reference.fast.kernel). Ordinary
+# data (clusters a few of the data's spreads apart, each a tenth of it wide: mu'L mu ~ 1e3)
+# stay far below the switch.
+EXPANSION_MAX_LOSS_POWER = 0.5
+
 # ---------------------------------------------------------------- stopping and SQUAREM
 # Two successive objective changes both smaller than this many times max(|objective|, total
 # sample weight) are rounding: the objective is flat to machine precision (float64 sums of N
