@@ -244,6 +244,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
             jnp.asarray(self.tol, dtype), jnp.asarray(self._cert_tol, dtype),
             self._scale, engine=engine, max_iter=self.max_iter,
             acceleration=self.acceleration))
+        config.release_compiled_code()  # bounded memory over many differently shaped fits
         self._store_fit(state, family, hard)
         if self.verbose:
             self._print_trace(state)

@@ -69,6 +69,14 @@ SQUAREM_MAX_BACKTRACKS = 3
 # which is how far past max_iter a cycle in progress may go (room in the trace).
 SQUAREM_MAX_CYCLE = 2 + SQUAREM_MAX_BACKTRACKS + 1
 
+# ---------------------------------------------------------------- long processes
+# Past this many memory mappings the estimators clear JAX's compiled-program caches after a
+# fit (em_reference.config.release_compiled_code). Each newly compiled data shape adds ~190
+# mappings (issue 21: 8,577 after ~40 shapes, 1,694 after jax.clear_caches()); the kernel's
+# default limit is 65,530, where the process crashed after ~330 shapes. A third of it leaves
+# room for the caller's own mappings and for the fit in progress.
+MEMORY_MAPS_BUDGET = 20_000
+
 # ---------------------------------------------------------------- warnings
 # The fit's warnings point at the user's call: warn in MixtureEM._fit <- one_blas_thread's
 # wrapper (contextlib) <- fit / fit_predict <- the caller.
