@@ -7,6 +7,7 @@ implements the contract ``family.MixtureFamily``. Knows nothing of NumPyro.
 """
 
 from em_reference import config  # noqa: F401  (sets jax_enable_x64 first)
+from em_reference.base import IllDefinedFitError
 from em_reference.bernoulli import BernoulliFamily, BernoulliParams
 from em_reference.bernoulli_em import BernoulliMixtureEM
 from em_reference.elbo import elbo_em, kl_to_posterior, log_marginal, posterior_responsibilities
@@ -24,5 +25,5 @@ __all__ = [
     "PoissonMixturePrior", "BernoulliMixturePrior", "GaussianParams", "PoissonParams",
     "BernoulliParams", "GaussianFamily", "PoissonFamily", "BernoulliFamily", "MixtureFamily",
     "elbo_em", "kl_to_posterior", "log_marginal", "posterior_responsibilities",
-    "resolve_prior", "GaussianMixtureCAVI", "PoissonMixtureCAVI",
+    "resolve_prior", "GaussianMixtureCAVI", "PoissonMixtureCAVI", "IllDefinedFitError",
 ]

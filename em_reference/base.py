@@ -31,6 +31,13 @@ from em_reference.validation import (as_2d_samples, check_choice, check_float, c
 ALGORITHMS = ("auto", "textbook", "fast")
 
 
+class IllDefinedFitError(ValueError, FloatingPointError):
+    """EM found no finite objective (a covariance that is not positive definite, a component
+    collapsed onto too few points, degenerate data). A ValueError, as scikit-learn raises for
+    an ill-defined covariance (so ``except ValueError`` code catches it), and still a
+    FloatingPointError for code that caught that."""
+
+
 @partial(jax.jit, static_argnames="family")
 def _log_joint(X, params, family):
     return family.log_joint(X, params)
@@ -62,8 +69,15 @@ class MixtureEM(DensityMixin, BaseEstimator):
         covariances in units of the data's spread, means in those units, log rates, logit
         probabilities), per unit of sample weight, must be at most cert_tol at the stopping
         point and at the returned one; gradient_norm_ is its value at the returned point.
-    max_iter : >= 1 (default 10,000): the most E-steps (passes over the data).
+    max_iter : >= 0 (default 10,000): the most E-steps (passes over the data); 0 returns the
+        initialisation (lower_bound_ its objective, converged_ False, no warning).
     n_init : restarts (run in parallel); the best objective wins.
+    warm_start : False (default) | True: a fit after a fit starts from the fitted parameters
+        (one restart, n_init ignored), as scikit-learn's.
+    verbose : 0 (default) | 1 | 2; verbose_interval : >= 1 (default 10). After the fit (the
+        loop is compiled: nothing prints while it runs), print for each restart
+        "Initialization r", every verbose_interval-th E-step ("  Iteration i"; verbose=2 with
+        its objective and change) and whether it converged, in scikit-learn's words.
     init_params : "kmeans" | "k-means++" | "random_from_data" | "random", as scikit-learn.
     prior : None (maximum likelihood) | "default" (the family's weakly informative prior) |
         a prior object; MAP-EM then maximises log-likelihood + log prior.
@@ -80,7 +94,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
         (N * K <= tuning.TEXTBOOK_MAX_VALUES, no chunk_size / devices), the kernel otherwise.
         The two agree to rounding (tests/em_reference/test_paths.py).
     dtype : "float64" (default) | "float32".
-    random_state : seeds the initialisation.
+    random_state : seeds the initialisation; k-means, k-means++ and the random starts draw
+        from check_random_state(random_state) itself, as scikit-learn's GaussianMixture does,
+        so the same random_state gives scikit-learn's start.
 
     The defaults are research defaults: every fit either reaches a certified optimum or says
     (ConvergenceWarning) which criterion it missed. Fitted attributes: lower_bound_ (EM's
@@ -115,7 +131,12 @@ class MixtureEM(DensityMixin, BaseEstimator):
             if not ok:
                 raise ValueError("cert_tol must be None (the square root of the dtype's machine "
                                  f"epsilon) or a finite number > 0, got {self.cert_tol!r}")
-        check_int("max_iter", self.max_iter, 1)
+        check_int("max_iter", self.max_iter, 0)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}")
+        check_int("verbose", int(self.verbose) if isinstance(self.verbose, (bool, np.bool_))
+                  else self.verbose, 0)
+        check_int("verbose_interval", self.verbose_interval, 1)
         check_choice("acceleration", self.acceleration, ACCELERATIONS)
         check_int("n_init", self.n_init, 1)
         check_choice("init_params", self.init_params, INIT_METHODS)
@@ -153,7 +174,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
         """Fit, then return the labels (N,) of X under the fitted model."""
         return self._fit(X, sample_weight, chunk_size, devices).predict(X)
 
-    def _use_textbook(self, n_samples, chunk_size, devices):
+    def _use_textbook(self, n_samples, chunk_size, devices, n_init):
         """algorithm: "textbook" | "fast" | "auto" (the textbook path for small single-restart
         problems held whole: at most tuning.TEXTBOOK_MAX_VALUES values N * K)."""
         if self.algorithm == "textbook":
@@ -163,7 +184,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
                                  "'textbook'")
             return True
         return (self.algorithm == "auto" and chunk_size is None and devices is None
-                and self.n_init == 1
+                and n_init == 1
                 and n_samples * self.n_components <= tuning.TEXTBOOK_MAX_VALUES)
 
     # the whole fit, host preparation included: one numpy BLAS call (centring X) left
@@ -180,6 +201,10 @@ class MixtureEM(DensityMixin, BaseEstimator):
             check_int("chunk_size", chunk_size, 1)
         k, d = self.n_components, X.shape[1]
         family = self._family()
+        # warm_start: continue from the fitted parameters (absolute coordinates, read before
+        # anything is overwritten), one restart
+        warm = self._params() if self.warm_start and hasattr(self, "converged_") else None
+        n_init = 1 if warm is not None else self.n_init
         prior = resolve_prior(self.prior, family.prior_class,
                               lambda: self._default_prior(X, w))
         self.prior_ = None if prior is None else self._validate_prior(prior, d, k)
@@ -193,7 +218,10 @@ class MixtureEM(DensityMixin, BaseEstimator):
         dtype = jnp.dtype(self.dtype)
         cast = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
         hard = self.assignment == "hard"
-        if self._use_textbook(X.shape[0], chunk_size, devices):
+        if warm is not None and np.shape(warm[1])[-1] != d:
+            raise ValueError(f"warm_start=True: X has {d} features, the fitted model "
+                             f"{np.shape(warm[1])[-1]}")
+        if self._use_textbook(X.shape[0], chunk_size, devices, n_init):
             centred = X if self._center is None else X - self._center
             data = (jnp.asarray(centred, dtype), jnp.asarray(w, dtype))
             engine = TextbookEngine(family, hard)
@@ -201,14 +229,14 @@ class MixtureEM(DensityMixin, BaseEstimator):
         else:
             # per row, a chunk holds the features and every restart's K log joints
             n_feat = family.feature_width(d)
-            chunk = layout.chunk_rows(X.shape[0], n_feat + self.n_init * k, chunk_size,
+            chunk = layout.chunk_rows(X.shape[0], n_feat + n_init * k, chunk_size,
                                       devices)
             data = layout.lay_out(X, w, self._center, chunk, devices, dtype)
             cache = layout.keep_features(data[0].shape[0], chunk, n_feat, dtype, chunk_size)
             engine = FastEngine(family, hard, cache)
             resp_layout = lambda resp: layout.chunks_like(resp, data[0])  # noqa: E731
         # initial responsibilities (k-means, seed points) do not depend on where the origin is
-        init = self._initial_params(X, w, data, engine, resp_layout)
+        init = self._initial_params(X, w, data, engine, resp_layout, n_init, warm)
         self._cert_tol = self._default_cert_tol(dtype) if self.cert_tol is None else self.cert_tol
         # the unit of the unconstrained locations (SQUAREM's steps, the certificate)
         self._scale = family.data_scale(X, w)
@@ -217,8 +245,27 @@ class MixtureEM(DensityMixin, BaseEstimator):
             jnp.asarray(self.tol, dtype), jnp.asarray(self._cert_tol, dtype),
             self._scale, engine=engine, max_iter=self.max_iter,
             acceleration=self.acceleration))
+        config.release_compiled_code()  # bounded memory over many differently shaped fits
         self._store_fit(state, family, hard)
+        if self.verbose:
+            self._print_trace(state)
         return self
+
+    def _print_trace(self, state):
+        """scikit-learn's verbose messages, from the traces the compiled loop returned."""
+        for r in range(len(state.n_iter)):
+            print(f"Initialization {r}")
+            n_iter, trace = int(state.n_iter[r]), np.asarray(state.trace[r], np.float64)
+            for i in range(self.verbose_interval, n_iter + 1, self.verbose_interval):
+                if self.verbose >= 2:
+                    change = trace[i - 1] - trace[i - 2] if i >= 2 else np.nan
+                    print(f"  Iteration {i}\t objective {trace[i - 1]:.5f}\t change "
+                          f"{change:.5g}")
+                else:
+                    print(f"  Iteration {i}")
+            status = "converged" if bool(state.converged[r]) else "did not converge"
+            print(f"Initialization {status}." + (f"\t lower bound {trace[n_iter]:.5f}."
+                                                  if self.verbose >= 2 else ""))
 
     @staticmethod
     def _default_cert_tol(dtype):
@@ -228,9 +275,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
 
     def _store_fit(self, state, family, hard):
         """The best restart's parameters, objective, certificate and flags as attributes."""
-        finals = np.array([state.trace[i, state.n_iter[i]] for i in range(self.n_init)])
+        finals = np.array([state.trace[i, state.n_iter[i]] for i in range(len(state.n_iter))])
         if not np.any(np.isfinite(finals)):
-            raise FloatingPointError(
+            raise IllDefinedFitError(
                 "EM produced a non-finite objective in every restart (a component collapsed "
                 "onto too few points or the data are degenerate); increase reg_covar, use a "
                 "prior (prior='default') or fewer components.")
@@ -263,7 +310,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
                           f"gradient norm at the returned point is {self.gradient_norm_:.3g} "
                           f"per sample (cert_tol={self._cert_tol:.3g}): not certified.",
                           ConvergenceWarning, stacklevel=tuning.WARN_AT_CALLER + 1)
-        elif not self.converged_:
+        elif not self.converged_ and self.max_iter > 0:
             if hard:
                 reason = "no fixed point of the assignment step was reached"
             else:
@@ -280,17 +327,21 @@ class MixtureEM(DensityMixin, BaseEstimator):
     def _validate_prior(self, prior, n_features, n_components):
         return prior.validate(n_features, n_components)
 
-    def _initial_params(self, X, w, data, engine, resp_layout):
-        """A batch of initial parameters (leading axis: n_init restarts): the user's, or the
-        MLE M-step from initial responsibilities (k-means labels, seed points) with the
-        user's values on top. X (N, D) as given; data laid out for the engine (centred)."""
+    def _initial_params(self, X, w, data, engine, resp_layout, n_init, warm):
+        """A batch of initial parameters (leading axis: n_init restarts): warm (the fitted
+        parameters, warm_start), the user's, or the MLE M-step from initial responsibilities
+        (k-means labels, seed points) with the user's values on top. X (N, D) as given; data
+        laid out for the engine (centred)."""
         family = engine.family
+        if warm is not None:
+            start = warm if self._center is None else family.translate(warm, -self._center)
+            return jax.tree.map(lambda leaf: np.asarray(leaf)[None], start)
         user = self._user_init(X.shape[1])
         if self._center is not None:
             user = family.translate(user, -self._center)
         rng = check_random_state(self.random_state)
         batch = []
-        for _ in range(self.n_init):
+        for _ in range(n_init):
             if len(user) == len(family.params_class._fields):
                 start = user
             else:

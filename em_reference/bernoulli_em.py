@@ -30,7 +30,8 @@ class BernoulliMixtureEM(MixtureEM):
     def __init__(self, n_components=1, *, tol=1e-10, max_iter=10_000, n_init=1,
                  init_params="kmeans", weights_init=None, probs_init=None, prior=None,
                  assignment="soft", fixed_params=(), acceleration=None, cert_tol=None,
-                 algorithm="auto", dtype="float64", random_state=None):
+                 algorithm="auto", dtype="float64", random_state=None,
+                 warm_start=False, verbose=0, verbose_interval=10):
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -46,6 +47,9 @@ class BernoulliMixtureEM(MixtureEM):
         self.algorithm = algorithm
         self.dtype = dtype
         self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     def _validate_family_params(self):
         pass

@@ -13,6 +13,10 @@ fit of same-shaped data pays no compilation.
 
 ``one_blas_thread()`` (a context manager, also a decorator) is what every fitter runs under;
 ``one_native_thread()`` also holds OpenMP (scikit-learn's k-means) to one thread.
+
+``release_compiled_code()`` bounds what compiled programs hold in a long process: every new
+data shape compiles a new EM loop, whose code lives in memory maps of its own; the
+estimators call it after each fit.
 """
 
 import contextlib
@@ -68,3 +72,28 @@ def one_native_thread():
     2,000 points)."""
     with _native_thread_pools().limit(limits=1):
         yield
+
+
+def memory_map_count():
+    """Memory mappings of this process (lines of /proc/self/maps; 0 where there is none)."""
+    try:
+        with open("/proc/self/maps", "rb") as maps:
+            return sum(1 for _ in maps)
+    except OSError:
+        return 0
+
+
+def release_compiled_code(budget=None):
+    """jax.clear_caches() when the process holds more than ``budget`` memory mappings
+    (default tuning.MEMORY_MAPS_BUDGET): fitting many differently shaped problems in one
+    process adds ~190 mappings per new shape, and at the kernel's limit (vm.max_map_count,
+    65,530 by default) LLVM cannot map the next program and the process dies (SIGSEGV, no
+    Python exception). Returns whether it cleared. Programs already compiled are then
+    compiled again, or read back from the persistent cache, on their next use."""
+    from em_reference import tuning
+
+    limit = tuning.MEMORY_MAPS_BUDGET if budget is None else budget
+    if memory_map_count() <= limit:
+        return False
+    jax.clear_caches()
+    return True

@@ -84,8 +84,17 @@ class MixtureFamily(Protocol):
     def component_m_step_from_moments(self, moments, nk, prior) -> dict:
         """``component_m_step`` read from the moments (K, F) = sum_n w_n r_nk T(x_n)."""
 
-    def m_step_from_moments(self, moments, old, prior):
-        """The whole M-step from moments (weights included, fixed parameters kept)."""
+    def m_step_from_moments(self, moments, old, prior, centres=None):
+        """The whole M-step from moments (weights included, fixed parameters kept); centres
+        as ``moment_centres`` gave them (None: about the origin)."""
+
+    def moment_centres(self, params) -> Any:
+        """None (families without a location: the moments are always sum_n w_n r_nk
+        T(x_n)), or (K, D) points c_k, rows of zeros where the expanded form is accurate, the
+        fast kernel takes its moments about: sum_n w_n r_nk T(x_n - c_k), with the E-step in
+        the difference form whenever a row is non-zero (Gaussian: tight components far from
+        the data's centre). Such a family also has ``rows_from_features(feats, D)`` and
+        ``component_m_step_from_moments(moments, nk, prior, centres)``."""
 
     def linear_log_joint(self, dtype) -> bool:
         """True when the fast E-step may use T(X) @ eta in this dtype (False: it falls back
@@ -170,10 +179,16 @@ class FamilyBase:
         comps = self.component_m_step(X, weighted_resp, nk + nk_guard(nk.dtype), prior)
         return self._assemble(weights_update(nk, prior), comps, old)
 
-    def m_step_from_moments(self, moments, old, prior):
+    def m_step_from_moments(self, moments, old, prior, centres=None):
         nk = moments[:, 0]
-        comps = self.component_m_step_from_moments(moments, nk + nk_guard(nk.dtype), prior)
+        guarded = nk + nk_guard(nk.dtype)
+        comps = (self.component_m_step_from_moments(moments, guarded, prior) if centres is None
+                 else self.component_m_step_from_moments(moments, guarded, prior, centres))
         return self._assemble(weights_update(nk, prior), comps, old)
+
+    def moment_centres(self, params):
+        """None: the fast kernel's moments are always about the origin (no location)."""
+        return None
 
     def _assemble(self, weights, comps, old):
         new = self.params_class(weights=weights, **comps)

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from em_reference import config  # noqa: F401  (float64)
+from em_reference import tuning
 from em_reference.family import FamilyBase, nk_guard, weights_update
 from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior
 
@@ -120,11 +121,15 @@ def log_likelihood(X, params, covariance_type, sample_weight=None):
     return jnp.sum(jnp.asarray(sample_weight) * per_sample)
 
 
-def mean_update(nk, sx, prior):
-    """mu_k = S_x / N_k (MLE) or (S_x + kappa0 m0) / (N_k + kappa0) (MAP). sx (K, D)."""
+def mean_update(nk, sx, prior, origin=0.0):
+    """mu_k = S_x / N_k (MLE) or (S_x + kappa0 m0) / (N_k + kappa0) (MAP). sx (K, D).
+
+    With sx = sum_n w_n r_nk (x_n - c_k) taken about per-component points origin = c (K, D),
+    the same update returns mu_k - c_k (the fast kernel's moments about the current means)."""
     if prior is None:
         return sx / nk[:, None]
-    return (sx + prior.mean_precision * prior.mean_prior) / (nk + prior.mean_precision)[:, None]
+    return (sx + prior.mean_precision * (prior.mean_prior - origin)) / (
+        nk + prior.mean_precision)[:, None]
 
 
 def scatter(X, weighted_resp, means, covariance_type):
@@ -393,12 +398,43 @@ class GaussianFamily(FamilyBase):
     def natural_parameters(self, params):
         return natural_parameters(params, self.covariance_type)
 
-    def component_m_step_from_moments(self, moments, nk, prior):
+    def component_m_step_from_moments(self, moments, nk, prior, centres=None):
+        """centres (K, D): the points the moments were taken about (``moment_centres``);
+        None: the origin. The scatter is then read about mu_k - c_k, which is small."""
         stats = stats_from_moments(moments, self.covariance_type)
-        means = mean_update(nk, stats.sx, prior)
-        c = scatter_from_stats(stats, means, nk, self.covariance_type)
+        origin = 0.0 if centres is None else centres
+        shift = mean_update(nk, stats.sx, prior, origin)  # mu_k - c_k
+        c = scatter_from_stats(stats, shift, nk, self.covariance_type)
+        means = shift + origin
         return {"means": means, "covariances": covariance_update(
             nk, c, means, self.covariance_type, self.reg_covar, prior)}
+
+    def expansion_condition(self, params):
+        """max_k mu_k' Sigma_k^-1 mu_k: how many of its own variances the farthest component
+        mean is from the origin (the data's centre); the expanded quadratic and the scatter
+        from raw moments lose about eps times this (tuning.EXPANSION_MAX_LOSS_POWER)."""
+        k, d = params.means.shape
+        pc = precisions_cholesky(params.covariances, self.covariance_type)
+        if self.covariance_type in ("full", "tied"):
+            y = jnp.einsum("kd,kde->ke", params.means, jnp.broadcast_to(pc, (k, d, d)))
+        else:
+            y = params.means * jnp.broadcast_to(pc.reshape(k, -1), (k, d))
+        return jnp.max(jnp.sum(y * y, axis=1))
+
+    def moment_centres(self, params):
+        """(K, D) the points the fast kernel takes each component's moments about: zeros (the
+        origin: the one-product expanded form) while ``expansion_condition`` keeps the loss
+        below eps ** tuning.EXPANSION_MAX_LOSS_POWER, else the current means (the E-step in
+        the difference form, moments of x - mu_k). Non-finite parameters count as
+        ill-conditioned (a scatter that cancelled below zero gives a NaN factor)."""
+        eps = jnp.finfo(params.means.dtype).eps
+        limit = eps ** (tuning.EXPANSION_MAX_LOSS_POWER - 1.0)
+        well = self.expansion_condition(params) <= limit  # False for NaN
+        return jnp.where(well, 0.0, jax.lax.stop_gradient(params.means))
+
+    def rows_from_features(self, feats, n_features):
+        """x itself from its features T(x) (C, F): columns 1 .. D."""
+        return feats[:, 1: n_features + 1]
 
     def linear_log_joint(self, dtype):
         """The expanded quadratic T(x) @ eta always in float64; float32 full and tied keep
@@ -415,7 +451,7 @@ class GaussianFamily(FamilyBase):
         if self.linear_log_joint(feats.dtype):
             return feats @ prepared
         log_weights, means, prec_chol = prepared
-        X = feats[:, 1: means.shape[1] + 1]  # the Cholesky form works on x itself
+        X = self.rows_from_features(feats, means.shape[1])  # the Cholesky form works on x
         return log_weights[None, :] + log_gaussian_prob(X, means, prec_chol,
                                                         self.covariance_type)
 

@@ -49,7 +49,8 @@ class GaussianMixtureEM(MixtureEM):
                  max_iter=10_000, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, prior=None, assignment="soft",
                  fixed_params=(), acceleration=None, cert_tol=None, algorithm="auto",
-                 dtype="float64", random_state=None):
+                 dtype="float64", random_state=None,
+                 warm_start=False, verbose=0, verbose_interval=10):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -68,6 +69,9 @@ class GaussianMixtureEM(MixtureEM):
         self.algorithm = algorithm
         self.dtype = dtype
         self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     def _validate_family_params(self):
         check_choice("covariance_type", self.covariance_type, COVARIANCE_TYPES)

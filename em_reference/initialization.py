@@ -29,12 +29,13 @@ def _responsibilities(X, n_components, init_params, rng, sample_weight):
     n = X.shape[0]
     resp = np.zeros((n, n_components))
     if init_params == "kmeans":
-        labels = KMeans(n_clusters=n_components, n_init=1,
-                        random_state=rng.randint(np.iinfo(np.int32).max)).fit(
+        # the RandomState itself, as scikit-learn's GaussianMixture passes it: the same
+        # random_state gives its k-means start
+        labels = KMeans(n_clusters=n_components, n_init=1, random_state=rng).fit(
             X, sample_weight=sample_weight).labels_
         resp[np.arange(n), labels] = 1.0
     elif init_params == "k-means++":
-        _, idx = kmeans_plusplus(X, n_components, random_state=rng.randint(np.iinfo(np.int32).max),
+        _, idx = kmeans_plusplus(X, n_components, random_state=rng,
                                  sample_weight=sample_weight)
         resp[idx, np.arange(n_components)] = 1.0
     elif init_params == "random_from_data":

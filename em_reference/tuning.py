@@ -41,6 +41,16 @@ UNROLL_MAX_CHUNKS = 8
 # values (32 MB in float64), whole chunks at a time, so that no full host copy of X is made.
 HOST_COPY_VALUES = 2**22
 
+# The fast kernel's expanded quadratic x'Lx - 2 mu'Lx + mu'L mu (and its scatter from raw
+# moments, Sxx - N mu mu') loses about eps * mu'L mu relative to the true value when a
+# component's mean lies mu'L mu of its own variances from the data's centre. It is used while
+# that loss is at most eps ** EXPANSION_MAX_LOSS_POWER (float64: mu'L mu <= 6.7e7, a loss of
+# 1.5e-8; float32: mu'L mu <= 2,900); beyond it the E-step takes the difference form and the
+# moments are taken about each component's current mean (em_reference.fast.kernel). Ordinary
+# data (clusters a few of the data's spreads apart, each a tenth of it wide: mu'L mu ~ 1e3)
+# stay far below the switch.
+EXPANSION_MAX_LOSS_POWER = 0.5
+
 # ---------------------------------------------------------------- stopping and SQUAREM
 # Two successive objective changes both smaller than this many times max(|objective|, total
 # sample weight) are rounding: the objective is flat to machine precision (float64 sums of N
@@ -58,6 +68,14 @@ SQUAREM_MAX_BACKTRACKS = 3
 # The most E-steps one SQUAREM cycle takes (theta_0, theta_1, then every try of theta'),
 # which is how far past max_iter a cycle in progress may go (room in the trace).
 SQUAREM_MAX_CYCLE = 2 + SQUAREM_MAX_BACKTRACKS + 1
+
+# ---------------------------------------------------------------- long processes
+# Past this many memory mappings the estimators clear JAX's compiled-program caches after a
+# fit (em_reference.config.release_compiled_code). Each newly compiled data shape adds ~190
+# mappings (issue 21: 8,577 after ~40 shapes, 1,694 after jax.clear_caches()); the kernel's
+# default limit is 65,530, where the process crashed after ~330 shapes. A third of it leaves
+# room for the caller's own mappings and for the fit in progress.
+MEMORY_MAPS_BUDGET = 20_000
 
 # ---------------------------------------------------------------- warnings
 # The fit's warnings point at the user's call: warn in MixtureEM._fit <- one_blas_thread's

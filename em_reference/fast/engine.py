@@ -42,29 +42,39 @@ class FastEngine:
         return sum(jnp.sum(w) for w in jax.tree.leaves(data[1]))
 
     def e_step(self, data, params):
-        """(objective, moments (K, F)) at params."""
-        return kernel.e_pass(*data, params, self.family, self.hard, self.cache_features)
+        """(objective, (moments (K, F), centres)) at params: the moments are about the
+        points ``family.moment_centres(params)`` ((K, D), or None: the origin)."""
+        centres = self.family.moment_centres(params)
+        value, moments = kernel.e_pass(*data, params, self.family, self.hard,
+                                       self.cache_features, centres)
+        return value, (moments, centres)
 
-    def m_step(self, data, moments, old, prior):
-        return self.family.m_step_from_moments(moments, old, prior)
+    def m_step(self, data, payload, old, prior):
+        moments, centres = payload
+        return self.family.m_step_from_moments(moments, old, prior, centres)
 
     def log_likelihood(self, data, params):
         """sum_n w_n log p(x_n | theta) (soft, no regulariser) at params."""
-        return kernel.e_pass(*data, params, self.family.unregularised(), False,
-                             self.cache_features)[0]
+        family = self.family.unregularised()
+        return kernel.e_pass(*data, params, family, False, self.cache_features,
+                             family.moment_centres(params))[0]
 
-    def gradient(self, data, params, moments, prior, scale):
+    def gradient(self, data, params, payload, prior, scale):
         """The gradient of the objective with respect to the unconstrained parameters, from
         the E-step's moments at params without another pass over the data: by Fisher's
         identity the log-likelihood's gradient at theta equals that of the expected
         complete-data log joint sum_nk w_n r_nk log p(x_n, z_n = k | theta') at theta' = theta
         with the responsibilities r held at theta, and that is sum_kf moments_kf eta_fk(theta')
-        for the natural parameters eta (em_natural_parameters: regulariser included)."""
+        for the natural parameters eta (em_natural_parameters: regulariser included).
+        Moments about centres c_k pair with the natural parameters of the components moved
+        by -c_k (T(x - c_k) . eta_k(mu_k - c_k) is the same log joint)."""
         family = self.family
+        moments, centres = payload
 
         def expected_log_joint(u):
             p = family.from_unconstrained(u, scale)
-            value = jnp.sum(moments * family.em_natural_parameters(p).T)
+            moved = p if centres is None else family.translate(p, -centres)
+            value = jnp.sum(moments * family.em_natural_parameters(moved).T)
             return value if prior is None else value + family.log_prior(p, prior)
 
         return jax.grad(expected_log_joint)(family.to_unconstrained(params, scale))
@@ -75,9 +85,22 @@ class FastEngine:
         X = data[0]
         family = self.family
 
-        def moments(Xb, Rb):
-            return kernel.block_moments(family.features(Xb), Rb)
+        def sum_blocks(fn):
+            return fn(X, weighted_resp) if X.ndim == 2 else kernel.scan_sum(
+                fn, (X, weighted_resp))
 
-        total = moments(X, weighted_resp) if X.ndim == 2 else kernel.scan_sum(
-            moments, (X, weighted_resp))
-        return family.m_step_from_moments(total, None, None)
+        raw = family.m_step_from_moments(
+            sum_blocks(lambda Xb, Rb: kernel.block_moments(family.features(Xb), Rb)), None,
+            None)
+        centres = family.moment_centres(raw)
+        if centres is None:
+            return raw
+
+        def about_centres():
+            # the means from the raw moments are accurate; the scatter about them is not
+            # where moment_centres says so: take the moments again, about those means
+            moments = sum_blocks(lambda Xb, Rb: jax.lax.map(
+                lambda rc: rc[0] @ family.features(Xb - rc[1]), (Rb.T, centres)))
+            return family.m_step_from_moments(moments, None, None, centres)
+
+        return jax.lax.cond(jnp.any(centres != 0), about_centres, lambda: raw)

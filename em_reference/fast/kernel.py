@@ -25,7 +25,7 @@ from em_reference import config  # noqa: F401  (float64)
 from em_reference.fast.elementwise import exp_nonpositive, log_positive
 
 
-def e_pass(X, sample_weight, params, family, hard, features_given=False):
+def e_pass(X, sample_weight, params, family, hard, features_given=False, centres=None):
     """One pass over the data at fixed params: (objective, moments (K, F)).
 
     X (N, D) with sample_weight (N,), or chunked X (n_chunks, C, D) with (n_chunks, C); with
@@ -34,39 +34,101 @@ def e_pass(X, sample_weight, params, family, hard, features_given=False):
     objective = sum_n w_n log sum_k p(x_n, z=k) for soft EM, or the classification
     log-likelihood sum_n w_n max_k log p(x_n, z=k) for hard EM; moments = sum_n w_n r_nk T(x_n).
 
+    centres: None, or (K, D) from ``family.moment_centres(params)``: while every row is zero
+    the pass is the expanded one above; otherwise (tight components far from the data's
+    centre, where the expansion cancels) it is ``stable_e_pass``: the log joint in the
+    difference form and moments = sum_n w_n r_nk T(x_n - c_k). The switch is one
+    ``lax.cond`` per pass, taken for all restarts at once (so a batch of restarts never runs
+    both forms).
+
     Under vmap over params alone (restarts), soft EM in a family whose log joint is linear in
     its features runs every restart in one product per chunk (``restarts_e_pass``); anything
     else is the plain vmap of this function.
     """
 
-    def plain(X, sample_weight, params):
+    def linear(X, sample_weight, params):
         return _e_pass(X, sample_weight, params, family, hard, features_given)
 
-    batched = jax.custom_batching.custom_vmap(plain)
-
-    @batched.def_vmap
-    def rule(axis_size, in_batched, X, sample_weight, params):
+    def linear_batched(axis_size, in_batched, X, sample_weight, params):
+        """The vmap of ``linear`` over a batch of axis_size (outputs batched)."""
         data_batched = any(jax.tree.leaves(in_batched[:2]))
         dtype = jax.tree.leaves(params)[0].dtype
         if (axis_size > 1 and not hard and not data_batched
                 and all(jax.tree.leaves(in_batched[2])) and family.linear_log_joint(dtype)):
-            out = restarts_e_pass(X, sample_weight, params, family, features_given)
+            return restarts_e_pass(X, sample_weight, params, family, features_given)
+        axes = jax.tree.map(lambda b: 0 if b else None, tuple(in_batched[:3]))
+        return jax.vmap(linear, in_axes=axes)(X, sample_weight, params)
+
+    if centres is None:
+        plain = linear
+    else:
+        def plain(X, sample_weight, params, centres):
+            return jax.lax.cond(
+                jnp.any(centres != 0),
+                lambda: stable_e_pass(X, sample_weight, params, centres, family, hard,
+                                      features_given),
+                lambda: linear(X, sample_weight, params))
+
+    batched = jax.custom_batching.custom_vmap(plain)
+
+    @batched.def_vmap
+    def rule(axis_size, in_batched, X, sample_weight, params, *maybe_centres):
+        if not maybe_centres:
+            out = linear_batched(axis_size, in_batched, X, sample_weight, params)
         else:
+            (c,) = maybe_centres
             axes = jax.tree.map(lambda b: 0 if b else None, tuple(in_batched))
-            out = jax.vmap(plain, in_axes=axes)(X, sample_weight, params)
+
+            def stable_all():
+                return jax.vmap(lambda *a: stable_e_pass(*a, family, hard, features_given),
+                                in_axes=axes)(X, sample_weight, params, c)
+
+            out = jax.lax.cond(jnp.any(c != 0), stable_all,
+                               lambda: linear_batched(axis_size, in_batched, X, sample_weight,
+                                                      params))
         return out, jax.tree.map(lambda _: True, out)
 
     # custom_vmap alone has no reverse-mode rule: derivatives (forward and reverse) are those
     # of the plain pass, so the objective stays differentiable in the parameters
     @jax.custom_jvp
-    def differentiable(X, sample_weight, params):
-        return batched(X, sample_weight, params)
+    def differentiable(*args):
+        return batched(*args)
 
     @differentiable.defjvp
     def jvp(primals, tangents):
         return jax.jvp(plain, primals, tangents)
 
-    return differentiable(X, sample_weight, params)
+    args = (X, sample_weight, params) + (() if centres is None
+                                         else (jax.lax.stop_gradient(centres),))
+    return differentiable(*args)
+
+
+def stable_e_pass(X, sample_weight, params, centres, family, hard, features_given):
+    """``e_pass`` for one set of params in the form that does not cancel: the log joint from
+    the differences x_n - mu_k (``family.log_joint``, the textbook form, with the regulariser)
+    and the moments about per-component points, sum_n w_n r_nk T(x_n - c_k) (K, F), one
+    component at a time (no (K, C, F) temporary). centres (K, D)."""
+    n_features = centres.shape[1]
+
+    def one_block(Xb, wb):
+        rows = family.rows_from_features(Xb, n_features) if features_given else Xb
+        log_joint = family.log_joint(rows, params) + family.log_regulariser(params)[None, :]
+        per_sample, resp = _assign(log_joint, hard)
+        weighted = resp * wb[:, None]
+        moments = jax.lax.map(lambda rc: rc[0] @ family.features(rows - rc[1]),
+                              (weighted.T, centres))
+        return _weighted_sum(wb, per_sample), moments
+
+    return _sum_blocks(one_block, X, sample_weight)
+
+
+def _assign(log_joint, hard):
+    """(per-sample objective (C,), responsibilities (C, K)) from a block's log joint."""
+    if hard:
+        return jnp.max(log_joint, axis=1), jax.nn.one_hot(
+            jnp.argmax(log_joint, axis=1), log_joint.shape[1], dtype=log_joint.dtype)
+    lse, unnorm, total = _log_sum_exp(log_joint)
+    return lse[:, 0], unnorm / total
 
 
 def _e_pass(X, sample_weight, params, family, hard, features_given):
@@ -75,15 +137,7 @@ def _e_pass(X, sample_weight, params, family, hard, features_given):
 
     def one_block(Xb, wb):
         feats = Xb if features_given else family.features(Xb)
-        log_joint = family.block_log_joint(feats, prepared)
-        if hard:
-            per_sample = jnp.max(log_joint, axis=1)
-            resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), log_joint.shape[1],
-                                  dtype=log_joint.dtype)
-        else:
-            lse, unnorm, total = _log_sum_exp(log_joint)
-            per_sample = lse[:, 0]
-            resp = unnorm / total
+        per_sample, resp = _assign(family.block_log_joint(feats, prepared), hard)
         return _weighted_sum(wb, per_sample), block_moments(feats, resp * wb[:, None])
 
     return _sum_blocks(one_block, X, sample_weight)

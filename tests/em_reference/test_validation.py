@@ -59,7 +59,9 @@ def test_feature_count_mismatch_after_fit():
     (dict(covariance_type="banana"), "covariance_type"),
     (dict(tol=-1.0), "tol"),
     (dict(reg_covar=-1e-3), "reg_covar"),
-    (dict(max_iter=0), "max_iter"),
+    (dict(max_iter=-1), "max_iter"),  # 0 is allowed: it returns the initialisation
+    (dict(verbose_interval=0), "verbose_interval"),
+    (dict(warm_start="yes"), "warm_start"),
     (dict(n_init=0), "n_init"),
     (dict(init_params="magic"), "init_params"),
     (dict(assignment="fuzzy"), "assignment"),
