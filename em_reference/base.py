@@ -5,6 +5,8 @@ restarts, warnings, scoring) is here."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import numbers
 import warnings
 from functools import partial
@@ -73,7 +75,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
         initialisation (lower_bound_ its objective, converged_ False, no warning).
     n_init : restarts (run in parallel); the best objective wins.
     warm_start : False (default) | True: a fit after a fit starts from the fitted parameters
-        (one restart, n_init ignored), as scikit-learn's.
+        (one restart, n_init ignored), as scikit-learn's; on the same data and settings the
+        stopping rule also continues from the earlier fit's last objectives, so repeated
+        max_iter=1 warm fits detect convergence as one long fit would.
     verbose : 0 (default) | 1 | 2; verbose_interval : >= 1 (default 10). After the fit (the
         loop is compiled: nothing prints while it runs), print for each restart
         "Initialization r", every verbose_interval-th E-step ("  Iteration i"; verbose=2 with
@@ -240,16 +244,46 @@ class MixtureEM(DensityMixin, BaseEstimator):
         self._cert_tol = self._default_cert_tol(dtype) if self.cert_tol is None else self.cert_tol
         # the unit of the unconstrained locations (SQUAREM's steps, the certificate)
         self._scale = family.data_scale(X, w)
-        state = jax.device_get(fit_em(
-            cast(init), data, None if prior is None else cast(prior),
-            jnp.asarray(self.tol, dtype), jnp.asarray(self._cert_tol, dtype),
-            self._scale, engine=engine, max_iter=self.max_iter,
-            acceleration=self.acceleration))
+        # a warm start on the same problem continues the stopping rule's history (scikit-learn
+        # detects convergence over repeated max_iter=1 warm fits); any other start has none
+        problem_key = self._problem_key(X, w)
+        past = (getattr(self, "_history", None)
+                if warm is not None and getattr(self, "_problem_key_", None) == problem_key
+                else None)
+        history = (jnp.full(n_init, -jnp.inf, dtype), jnp.full(n_init, jnp.nan, dtype))
+        if past is not None:
+            history = cast((np.asarray([past[0]]), np.asarray([past[1]])))
+        def run(engine):
+            return jax.device_get(fit_em(
+                cast(init), data, None if prior is None else cast(prior),
+                jnp.asarray(self.tol, dtype), jnp.asarray(self._cert_tol, dtype),
+                self._scale, history, engine=engine, max_iter=self.max_iter,
+                acceleration=self.acceleration))
+
+        state = run(engine)
+        if isinstance(engine, FastEngine) and not np.all(np.isfinite(
+                state.trace[np.arange(n_init), state.n_iter]) & ~state.failed):
+            # a restart failed, possibly where the expanded E-step cancels: the fit again,
+            # with the difference form wherever it would (engine docstring)
+            state = run(dataclasses.replace(engine, stable_fallback=True))
         config.release_compiled_code()  # bounded memory over many differently shaped fits
         self._store_fit(state, family, hard)
+        self._problem_key_ = problem_key
         if self.verbose:
             self._print_trace(state)
         return self
+
+    def _problem_key(self, X, w):
+        """What a warm start's carried history is valid for: the data, the weights and every
+        hyper-parameter (the objective they define). Computed only for warm starts."""
+        if not self.warm_start:
+            return None
+        digest = hashlib.blake2b(np.ascontiguousarray(X).tobytes(), digest_size=16)
+        digest.update(np.ascontiguousarray(w).tobytes())
+        ignored = ("max_iter", "verbose", "verbose_interval", "n_init", "init_params",
+                   "random_state", "warm_start")  # none of them changes the objective
+        params = {k: v for k, v in self.get_params().items() if k not in ignored}
+        return (X.shape, digest.hexdigest(), repr(sorted(params.items())))
 
     def _print_trace(self, state):
         """scikit-learn's verbose messages, from the traces the compiled loop returned."""
@@ -297,6 +331,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
         self.converged_ = bool(state.converged[best]) and certified
         # every restart's final objective and certificate: how many distinct optima the
         # restarts found, and how often each (nan/-inf: a restart that went non-finite)
+        self._history = (float(state.objective[best]), float(state.change[best]))
         self.restart_lower_bounds_ = finals.astype(np.float64)
         self.restart_converged_ = np.array(
             [bool(state.converged[i]) and (hard or float(state.grad_norm[i]) <= self._cert_tol)

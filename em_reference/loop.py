@@ -107,10 +107,14 @@ def objective(engine, data, params, prior):
     return evaluate(engine, data, params, prior)[0]
 
 
-def em_init(params, max_iter):
+def em_init(params, max_iter, history=None):
+    """The state before the first E-step at params. history: None or (objective, change) of
+    the last accepted point of an earlier fit that ended at params (a warm start), so that the
+    stopping rule continues from it instead of needing two new objective changes."""
     dtype = jax.tree.leaves(params)[0].dtype
     scalar = lambda value: jnp.asarray(value, dtype)  # noqa: E731
-    return EMState(params, scalar(-jnp.inf), scalar(jnp.nan), scalar(jnp.inf), scalar(jnp.inf),
+    objective, change = (-jnp.inf, jnp.nan) if history is None else history
+    return EMState(params, scalar(objective), scalar(change), scalar(jnp.inf), scalar(jnp.inf),
                    jnp.asarray(0, jnp.int32), jnp.asarray(False), jnp.asarray(False),
                    scalar(1.0), jnp.full(max_iter + 1 + tuning.SQUAREM_MAX_CYCLE, -jnp.inf,
                                          dtype), scalar(jnp.nan))
@@ -260,15 +264,18 @@ def squarem_cycle(state, problem):
 
 
 @partial(jax.jit, static_argnames=("engine", "max_iter", "acceleration"))
-def fit_em(init_params, data, prior, tol, cert_tol, scale, *, engine, max_iter,
+def fit_em(init_params, data, prior, tol, cert_tol, scale, history=None, *, engine, max_iter,
            acceleration=None):
     """Run EM from a batch of initial parameters (leading axis: restarts), in parallel (vmap;
     one restart runs unbatched, so that its branches stay branches).
 
     data: what the engine reads ((X, sample_weight), whole or chunked); scale (D,): the data's
-    spread for the unconstrained coordinates. Returns the final EMState with every field
-    batched over restarts; ``trace[n_iter]`` holds the objective at the returned parameters
-    and grad_norm the certificate there.
+    spread for the unconstrained coordinates. history: None, or (objective (R,), change (R,))
+    of the restarts' last accepted points in earlier fits that ended at init_params (a warm
+    start continues the stopping rule; -inf / nan: no history). Returns the final EMState
+    with every field batched over restarts; ``trace[n_iter]`` holds the objective at the
+    returned parameters, grad_norm the certificate there, and objective / change those of
+    the last accepted point the loop checked (the history of a warm start after it).
     """
     n_restarts = jax.tree.leaves(init_params)[0].shape[0]
     data = engine.prepare(data, n_restarts)
@@ -277,24 +284,31 @@ def fit_em(init_params, data, prior, tol, cert_tol, scale, *, engine, max_iter,
                       engine.total_weight(data))
     step = squarem_cycle if acceleration == "squarem" else em_step
 
-    def run_one(params):
+    if history is None:
+        history = (jnp.full(n_restarts, -jnp.inf, dtype), jnp.full(n_restarts, jnp.nan, dtype))
+
+    def run_one(params_and_history):
+        params, past = params_and_history
+
         def cond(state):
             return (state.n_iter < max_iter) & ~state.converged & ~state.failed
 
-        state = jax.lax.while_loop(cond, lambda s: step(s, problem), em_init(params, max_iter))
+        state = jax.lax.while_loop(cond, lambda s: step(s, problem),
+                                   em_init(params, max_iter, past))
         final, payload = evaluate(engine, data, state.params, prior)
         grad_norm = (jnp.asarray(jnp.nan, dtype) if engine.hard
                      else certificate(problem, state.params, payload))
-        return state._replace(objective=final, grad_norm=grad_norm,
+        return state._replace(grad_norm=grad_norm,
                               trace=state.trace.at[state.n_iter].set(final),
                               log_likelihood=engine.log_likelihood(data, state.params))
 
+    starts = (init_params, history)
     if n_restarts == 1:
-        one = run_one(jax.tree.map(lambda leaf: leaf[0], init_params))
+        one = run_one(jax.tree.map(lambda leaf: leaf[0], starts))
         return jax.tree.map(lambda leaf: leaf[None], one)
     if acceleration == "squarem":
         # restarts one after another: a SQUAREM cycle's branches (backtracking, the stopping
         # test) stay branches, and JAX's custom_vmap (the one-product E-step) rejects the
         # batched constants a vmapped cond inside a while_loop hands it
-        return jax.lax.map(run_one, init_params)
-    return jax.vmap(run_one)(init_params)
+        return jax.lax.map(run_one, starts)
+    return jax.vmap(run_one)(starts)

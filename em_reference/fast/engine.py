@@ -19,11 +19,19 @@ class FastEngine:
     fit) rather than chunk by chunk in every E-step (hashable: jit-static).
 
     Data: (X, sample_weight) as one block (N, D), (N,) or as chunks (n_chunks, C, D),
-    (n_chunks, C) with zero-weight padding rows."""
+    (n_chunks, C) with zero-weight padding rows.
+
+    stable_fallback: where the expanded quadratic would cancel (tight components far from
+    the data's centre: ``family.moment_centres`` has a non-zero row), True takes the
+    difference form for that E-step (a branch in every E-step, which doubles the compiled
+    program); False (default) returns a nan objective there instead, which ends the loop as
+    failed. MixtureEM runs False first and refits with True only when a restart failed, so an
+    ordinary fit compiles one form and an ill-conditioned one gets exactly the True fit."""
 
     family: object
     hard: bool = False
     cache_features: bool = False
+    stable_fallback: bool = False
 
     def prepare(self, data, n_restarts):
         """The data the E-steps read: with cache_features, T(X) instead of X; a single
@@ -45,9 +53,18 @@ class FastEngine:
         """(objective, (moments (K, F), centres)) at params: the moments are about the
         points ``family.moment_centres(params)`` ((K, D), or None: the origin)."""
         centres = self.family.moment_centres(params)
+        if centres is None or self.stable_fallback:
+            value, moments = kernel.e_pass(*data, params, self.family, self.hard,
+                                           self.cache_features, centres)
+            return value, (moments, centres)
         value, moments = kernel.e_pass(*data, params, self.family, self.hard,
-                                       self.cache_features, centres)
-        return value, (moments, centres)
+                                       self.cache_features)
+        return self._refuse_cancelling(value, centres), (moments, None)
+
+    @staticmethod
+    def _refuse_cancelling(value, centres):
+        """value, or nan where the expanded form cancels (stable_fallback=False)."""
+        return jnp.where(jnp.any(centres != 0), jnp.nan, value)
 
     def m_step(self, data, payload, old, prior):
         moments, centres = payload
@@ -56,8 +73,11 @@ class FastEngine:
     def log_likelihood(self, data, params):
         """sum_n w_n log p(x_n | theta) (soft, no regulariser) at params."""
         family = self.family.unregularised()
-        return kernel.e_pass(*data, params, family, False, self.cache_features,
-                             family.moment_centres(params))[0]
+        centres = family.moment_centres(params)
+        if centres is None or self.stable_fallback:
+            return kernel.e_pass(*data, params, family, False, self.cache_features, centres)[0]
+        value = kernel.e_pass(*data, params, family, False, self.cache_features)[0]
+        return self._refuse_cancelling(value, centres)
 
     def gradient(self, data, params, payload, prior, scale):
         """The gradient of the objective with respect to the unconstrained parameters, from

@@ -87,6 +87,35 @@ def test_warm_start_continues_from_the_fitted_parameters(algorithm):
         warm.fit(np.c_[X, X[:, :1]])
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_repeated_one_step_warm_fits_detect_convergence(covariance_type):
+    """scikit-learn's contract: warm fits of max_iter=1 on the same data, repeated, end
+    converged, each within max_iter E-steps. The stopping rule's history carries over, so
+    the warm fits stop where one long fit from the same start stops, at the same optimum."""
+    X = blobs()
+    kwargs = dict(covariance_type=covariance_type, random_state=0)
+    long_fit = GaussianMixtureEM(3, **kwargs).fit(X)
+    assert long_fit.converged_
+    warm = GaussianMixtureEM(3, warm_start=True, max_iter=1, **kwargs)
+    n_fits = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        while n_fits < 3 * long_fit.n_iter_ and not getattr(warm, "converged_", False):
+            warm.fit(X)
+            n_fits += 1
+            assert warm.n_iter_ <= 1
+    assert warm.converged_
+    assert n_fits <= long_fit.n_iter_ + 1
+    np.testing.assert_allclose(warm.means_, long_fit.means_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(warm.lower_bound_, long_fit.lower_bound_, rtol=1e-12)
+    # new data: no history carries over (the objective is another one), the fit starts its
+    # stopping rule afresh and one E-step cannot certify
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm.fit(X[::-1][:-5])
+    assert not warm.converged_
+
+
 def test_verbose_prints_scikit_learns_messages(capsys):
     X = blobs()
     est = GaussianMixtureEM(2, tol=0.0, max_iter=7, n_init=2, verbose=2, verbose_interval=3,
