@@ -149,6 +149,9 @@ def fit_metrics(problem, fit, is_em):
     out["log_likelihood_test_per_point"] = (out["log_likelihood_test"] / len(problem.X_test)
                                             if len(problem.X_test) else float("nan"))
     out["log_likelihood_test_per_point_se"] = held_out_per_point_se(problem, params)
+    if problem.model.held_out_zero is not None and len(problem.X_test):
+        out["held_out_zero_probability"] = int(problem.model.held_out_zero(params,
+                                                                          problem.X_test))
     out["log_prior"] = log_prior(problem, params)
     out["log_joint"] = ll + out["log_prior"]
     out["n_params"] = problem.model.count_params(problem.n_components, X.shape[1],

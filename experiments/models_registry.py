@@ -49,6 +49,14 @@ scoring (scoring.py)
                         cell as ``model/<name>`` for the model's figures (a VAE's
                         reconstructions, samples, latent means, learning curves). Networks
                         in fit.params are stored flattened as ``param/...`` either way.
+    held_out_zero       optional (params, X_test) -> how many held-out points the point
+                        estimate gives probability zero once the fitter's numerical floor is
+                        taken away (a Bernoulli MLE's pixel probabilities of exactly 0 or 1,
+                        kept at em_reference.bernoulli.MIN_PROB): the row's
+                        ``held_out_zero_probability``; the held-out log-likelihood is then
+                        -inf and the report says so with ``held_out_zero_note``.
+    held_out_zero_note  why a point estimate of this model can give held-out points
+                        probability zero, and which methods cannot (report text).
 report
     table_columns       ((column, header), ...) the report's tables add for this model
                         (default: RMSE of align_param vs truth and vs EM, its posterior sd).
@@ -97,6 +105,8 @@ class ModelEntry:
     log_joint_matrix: Callable | None = None
     n_params: Callable | None = None
     score: Callable | None = None
+    held_out_zero: Callable | None = None
+    held_out_zero_note: str = ""
     table_columns: tuple[tuple[str, str], ...] = ()
     figure_hints: dict = field(default_factory=dict)
     default_for_family: bool = False
@@ -162,6 +172,7 @@ def register_model(name: str, *, data_family: str, param_names=(), description: 
                    prior_fields=(), build_prior=None, initial_values=None, em_estimator=None,
                    align_param=None, align_log_scale=False, component_params=None,
                    comparable_params=None, log_joint_matrix=None, n_params=None, score=None,
+                   held_out_zero=None, held_out_zero_note="",
                    table_columns=None, figure_hints=None, default_for_family=False,
                    numpyro_model=None):
     """Decorator registering a NumPyro model function under ``name``; returns it unchanged.
@@ -201,7 +212,8 @@ def register_model(name: str, *, data_family: str, param_names=(), description: 
             align_param=align_param, align_log_scale=bool(align_log_scale),
             component_params=component_params, comparable_params=comparable_params,
             log_joint_matrix=log_joint_matrix,
-            n_params=n_params, score=score, table_columns=tuple(table_columns),
+            n_params=n_params, score=score, held_out_zero=held_out_zero,
+            held_out_zero_note=held_out_zero_note, table_columns=tuple(table_columns),
             figure_hints=dict(figure_hints or {}), default_for_family=bool(default_for_family))
         return MODELS[name]
 

@@ -75,6 +75,29 @@ def mark_methods(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return rows.assign(method=rows["method"] + marks.map(lambda m: f" {m}" if m else "")), note
 
 
+def zero_probability_notes(rows: pd.DataFrame) -> list[str]:
+    """One paragraph per model whose point estimates give held-out points probability zero
+    (column held_out_zero_probability > 0): which rows, how many points, and the model's
+    explanation (ModelEntry.held_out_zero_note)."""
+    from .models_registry import MODELS
+
+    if "held_out_zero_probability" not in rows:
+        return []
+    notes = []
+    for model, group in rows.groupby("model", sort=True):
+        hit = group[group["held_out_zero_probability"].fillna(0) > 0]
+        if not len(hit):
+            continue
+        which = "; ".join(f"{r.method} K={int(r.n_components)}: "
+                          f"{int(r.held_out_zero_probability)} of {int(r.n_test)}"
+                          for r in hit.itertuples())
+        entry = MODELS.get(model)
+        notes.append(f"Held-out log-likelihood -inf ({model}): {which} held-out points have "
+                     "probability zero under the point estimate. "
+                     + (entry.held_out_zero_note if entry is not None else ""))
+    return notes
+
+
 def table_columns(models) -> tuple:
     """The table's columns for rows of ``models`` (registered names; unknown ones add none)."""
     from .models_registry import MODELS
@@ -476,6 +499,8 @@ def write_report(out) -> Path:
         blocks.table(*_table(rows, table_columns(rows["model"].unique())))
         if note:
             blocks.p(note)
+        for text in zero_probability_notes(rows):
+            blocks.p(text)
     _certification(blocks, ok)
     failed = df[df["status"] != "ok"]
     if len(failed):

@@ -39,6 +39,32 @@ def build_prior(X, n_components, covariance_type, overrides):
     return override_prior(prior, overrides).validate(X.shape[1], n_components)
 
 
+ZERO_NOTE = (
+    "A Bernoulli mixture's maximum-likelihood pixel probability is exactly 0 (or 1) wherever "
+    "the images a component is responsible for all have that pixel off (on). A held-out image "
+    "with such a pixel the other way has probability zero under that component, and when that "
+    "happens under every component its log-likelihood is -inf. em_reference keeps the "
+    "probabilities at 1e-10 from 0 and 1, so the number in the table is finite, but it "
+    "charges log(1e-10) = -23 nats per such pixel and depends on that floor: it is not a "
+    "held-out log-likelihood of the MLE, which is -inf. MAP-EM's Beta prior keeps every "
+    "probability inside (0, 1) and has no such images; compare held-out numbers between "
+    "methods with a prior.")
+
+
+def zero_probability_images(params, X_test):
+    """How many held-out images (N, D) of 0/1 the point estimate gives probability zero with
+    em_reference's floor taken away: in every component of positive weight, some pixel whose
+    probability is at the floor (within 2 x MIN_PROB of 0 or 1) has the other value."""
+    from em_reference.bernoulli import MIN_PROB
+
+    probs, weights = np.asarray(params["probs"], float), np.asarray(params["weights"], float)
+    X = np.asarray(X_test, float)
+    at_zero, at_one = probs <= 2 * MIN_PROB, probs >= 1 - 2 * MIN_PROB
+    impossible = (X @ at_zero.T + (1 - X) @ at_one.T) > 0  # (N, K)
+    impossible |= (weights <= 0)[None, :]
+    return int(np.count_nonzero(impossible.all(axis=1)))
+
+
 def em_estimator(problem, *, prior, assignment, tol, max_iter, reg_covar):
     """em_reference's BernoulliMixtureEM started at the cell's shared initialisation
     (reg_covar does not apply to binary data)."""
@@ -58,4 +84,9 @@ register_model(
     em_estimator=em_estimator,
     log_joint_matrix=lambda X, params, ct: densities.bernoulli_log_joint_matrix(X, params),
     n_params=lambda k, d, ct: int(k - 1 + k * d),
+    held_out_zero=zero_probability_images, held_out_zero_note=ZERO_NOTE,
+    table_columns=(("rmse_probs_vs_truth", "RMSE probs vs truth"),
+                   ("rmse_probs_vs_em", "RMSE probs vs EM"),
+                   ("posterior_sd_probs", "posterior sd probs"),
+                   ("held_out_zero_probability", "held-out points of probability 0")),
     default_for_family=True)

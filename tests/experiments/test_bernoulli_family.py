@@ -49,4 +49,47 @@ def test_em_through_the_grid_is_scored_exactly(tmp_path):
     assert row["log_likelihood_test_per_point_se"] == pytest.approx(
         logsumexp(lj, 1).std(ddof=1) / np.sqrt(len(X)), rel=1e-10)
     assert row["log_likelihood_test_per_point"] > table.loc[1, "log_likelihood_test_per_point"]
+    # held-out images of probability zero once the 1e-10 floor is taken away: the stored
+    # probabilities at the floor set to exactly 0 / 1, scored by scipy (-inf where impossible)
+    for k in (1, 2):
+        stored = store.load_arrays(table.loc[k, "key"])
+        probs = stored["param/probs"].copy()
+        probs[probs <= 2e-10], probs[probs >= 1 - 2e-10] = 0.0, 1.0
+        exact = logsumexp(np.log(stored["param/weights"])[None, :] + np.stack(
+            [stats.bernoulli.logpmf(problem.X_test, p).sum(1) for p in probs], axis=1), axis=1)
+        assert table.loc[k, "held_out_zero_probability"] == np.count_nonzero(np.isinf(exact))
     assert 0 < row["ari"] <= 1  # digits have labels
+
+
+def test_zero_probability_images_against_direct_enumeration():
+    from experiments.mixtures.bernoulli import zero_probability_images
+
+    rng = np.random.default_rng(1)
+    X = (rng.uniform(size=(200, 5)) < 0.5).astype(np.int8)
+    probs = rng.uniform(0.1, 0.9, (3, 5))
+    probs[0, 1], probs[1, 3], probs[1, 4], probs[2, 0] = 1e-10, 1 - 1e-10, 1e-10, 1e-10
+    weights = np.array([0.3, 0.3, 0.4])
+    direct = 0
+    for x in X:  # impossible: every component has a floored pixel set the other way
+        direct += all(any((x[d] == 1 and probs[k, d] <= 2e-10)
+                          or (x[d] == 0 and probs[k, d] >= 1 - 2e-10) for d in range(5))
+                      for k in range(3))
+    got = zero_probability_images({"weights": weights, "probs": probs}, X)
+    assert got == direct and 0 < got < len(X)
+    # a component of zero weight explains nothing
+    assert zero_probability_images({"weights": np.array([0.0, 0.5, 0.5]), "probs": probs},
+                                   X) >= got
+
+
+def test_the_report_explains_held_out_minus_infinity():
+    import pandas as pd
+
+    from experiments.report import zero_probability_notes
+
+    rows = pd.DataFrame({"model": ["bernoulli_mixture"] * 2, "method": ["em", "map_em"],
+                         "n_components": [10, 10], "n_test": [500, 500],
+                         "held_out_zero_probability": [12, 0]})
+    (note,) = zero_probability_notes(rows)
+    assert "em K=10: 12 of 500" in note and "map_em" not in note.split("points")[0]
+    assert "-inf" in note and "Beta prior" in note
+    assert zero_probability_notes(rows.iloc[1:]) == []
