@@ -125,6 +125,15 @@ class ModelEntry:
             raise RuntimeError(f"model {self.name!r}: cannot import {self.numpyro_model!r} "
                                f"({exc})") from exc
 
+    @property
+    def amortized(self) -> bool:
+        """Whether the NumPyro function carries an amortized guide (``model.guide``: a VAE's
+        encoder over local latents): such a model is fitted by the amortized methods only."""
+        try:
+            return callable(getattr(self.resolve_model(), "guide", None))
+        except RuntimeError:
+            return False
+
     def components(self, covariance_type: str) -> tuple[str, ...]:
         """Parameter names whose leading axis is the component axis K."""
         if self.component_params is None:

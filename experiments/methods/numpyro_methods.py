@@ -42,15 +42,23 @@ def _fit(routine, problem, with_prior, **options):
                              **options, **kwargs)
 
 
-@register_method("mle_sgd", description="maximum likelihood by Adam on the NumPyro model "
-                                        "(models.fit_map, params only)")
+def global_only(entry) -> bool:
+    """The generic fitters (point estimates, a guide over the global sites, NUTS) fit models
+    whose latents are global parameters; a model with an amortized guide over local latents
+    (a VAE) has its own methods (vae_methods.py), so ``methods = "all"`` on it runs those."""
+    return not entry.amortized
+
+
+@register_method("mle_sgd", models=global_only,
+                 description="maximum likelihood by Adam on the NumPyro model (models.fit_map, "
+                             "params only)")
 def fit_mle_sgd(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
                 polish: bool = False):
     return _fit("fit_map", problem, False, num_steps=num_steps, learning_rate=learning_rate,
                 polish=polish)
 
 
-@register_method("map", uses_prior=True,
+@register_method("map", models=global_only, uses_prior=True,
                  description="MAP by Adam then BFGS on the NumPyro model (models.fit_map)")
 def fit_map(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
             polish: bool = True):
@@ -64,21 +72,23 @@ def _vi(problem, guide, num_steps, learning_rate, num_samples, elbo_particles):
                 elbo_particles=elbo_particles)
 
 
-@register_method("vi_mean_field", kind="posterior", uses_prior=True,
+@register_method("vi_mean_field", models=global_only, kind="posterior",
+                 uses_prior=True,
                  description="VI with a mean-field normal guide (models.fit_vi)")
 def fit_vi_mean_field(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
                       num_samples: Count = 1000, elbo_particles: Count = 2000):
     return _vi(problem, "mean_field", num_steps, learning_rate, num_samples, elbo_particles)
 
 
-@register_method("vi_full_rank", kind="posterior", uses_prior=True,
+@register_method("vi_full_rank", models=global_only, kind="posterior",
+                 uses_prior=True,
                  description="VI with a full-rank multivariate normal guide (models.fit_vi)")
 def fit_vi_full_rank(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
                      num_samples: Count = 1000, elbo_particles: Count = 2000):
     return _vi(problem, "full_rank", num_steps, learning_rate, num_samples, elbo_particles)
 
 
-@register_method("nuts", kind="posterior", uses_prior=True,
+@register_method("nuts", models=global_only, kind="posterior", uses_prior=True,
                  description="NUTS (models.fit_nuts): the reference posterior only where "
                              "its chains mixed (fit_status ok; failed_to_mix is flagged)")
 def fit_nuts(problem, num_warmup: NonNegativeInt = 500, num_samples: Count = 500,

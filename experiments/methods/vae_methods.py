@@ -25,10 +25,7 @@ OpenFraction = Annotated[float, Range(gt=0, lt=1)]
 
 def has_guide(entry) -> bool:
     """Whether a registered model's NumPyro function carries an amortized guide."""
-    try:
-        return callable(getattr(entry.resolve_model(), "guide", None))
-    except RuntimeError:
-        return False
+    return entry.amortized
 
 
 def _fit(problem, loss, num_particles, evaluation, validation, **options):

@@ -40,3 +40,20 @@ def test_no_branching_on_model_family_or_parameter_names_outside_the_registratio
                     isinstance(c, ast.Constant) and c.value in names for c in ast.walk(node)):
                 found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
     assert not found, "\n".join(found)
+
+
+def test_methods_all_on_a_vae_expands_to_the_amortized_methods_only():
+    """The generic fitters (MAP, VI over global sites, NUTS) cannot fit a model with local
+    latents; on a VAE, methods = "all" gives only the amortized methods, and the mixtures
+    still get every generic one."""
+    from experiments.config import parse_config
+    from experiments.methods import METHODS
+    from experiments.models_registry import MODELS
+
+    cfg = parse_config({"grid": [{"datasets": ["digits_binary"], "model": "vae",
+                                  "methods": "all"}]})
+    assert {c.method for c in cfg.cells} == {"vae_elbo", "vae_iwae"}
+    for name in ("map", "mle_sgd", "vi_mean_field", "vi_full_rank", "nuts"):
+        assert not METHODS[name].supports(MODELS["vae"])
+        assert METHODS[name].supports(MODELS["gaussian_mixture"])
+        assert METHODS[name].supports(MODELS["bernoulli_mixture"])
