@@ -49,23 +49,18 @@ def check_n_components(n_components, n_samples: int) -> int:
 
 
 def resolve_prior(prior, data, prior_class, model_name: str, make_default):
-    """None, "default" (``make_default()``, which needs concrete data) or a ``prior_class``
-    instance; returns None or the prior object (not yet validated against the data's shape).
-    Raises ValueError naming the problem."""
-    if prior is None:
-        return None
-    if isinstance(prior, str):
-        if prior != "default":
-            raise ValueError(f"prior must be None, 'default' or a {prior_class.__name__}, "
-                             f"got {prior!r}")
+    """em_reference.priors.resolve_prior (None, "default" or a ``prior_class`` instance; not
+    yet validated against the data's shape), with "default" refused on traced data: the
+    default prior is computed from concrete data. Raises ValueError naming the problem."""
+    from em_reference.priors import resolve_prior as resolve
+
+    def default():
         if not is_concrete(data):
             raise ValueError("prior='default' needs concrete data: resolve it before tracing "
                              f"({model_name}.prepare_args, which the fit_* routines call)")
-        prior = make_default()
-    if not isinstance(prior, prior_class):
-        raise ValueError(f"prior must be None, 'default' or a {prior_class.__name__}, "
-                         f"got {type(prior).__name__}")
-    return prior
+        return make_default()
+
+    return resolve(prior, prior_class, default)
 
 
 def check_seed(seed) -> int:
