@@ -94,8 +94,10 @@ class MixtureEM(DensityMixin, BaseEstimator):
     algorithm : "auto" (default) | "textbook" | "fast". "textbook" runs EM as written
         (em_reference.textbook: the (N, K) log joint, responsibilities, the M-step from
         them); "fast" the exponential-family kernel (em_reference.fast: chunked, restarts in
-        one product); "auto" the textbook path for small single-restart problems
-        (N * K <= tuning.TEXTBOOK_MAX_VALUES, no chunk_size / devices), the kernel otherwise.
+        one product); "auto" the textbook path for small problems
+        (N * K * n_init <= tuning.TEXTBOOK_MAX_VALUES, no chunk_size / devices), the kernel
+        otherwise. On the textbook path a restart runs as it would alone, so n_init restarts
+        never end below the single fit from the same random_state.
         The two agree to rounding (tests/em_reference/test_paths.py).
     dtype : "float64" (default) | "float32".
     random_state : seeds the initialisation; k-means, k-means++ and the random starts draw
@@ -179,8 +181,8 @@ class MixtureEM(DensityMixin, BaseEstimator):
         return self._fit(X, sample_weight, chunk_size, devices).predict(X)
 
     def _use_textbook(self, n_samples, chunk_size, devices, n_init):
-        """algorithm: "textbook" | "fast" | "auto" (the textbook path for small single-restart
-        problems held whole: at most tuning.TEXTBOOK_MAX_VALUES values N * K)."""
+        """algorithm: "textbook" | "fast" | "auto" (the textbook path for small problems held
+        whole: at most tuning.TEXTBOOK_MAX_VALUES values N * K * n_init)."""
         if self.algorithm == "textbook":
             if chunk_size is not None or devices is not None:
                 raise ValueError("chunk_size and devices stream or shard the fast kernel's "
@@ -188,8 +190,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
                                  "'textbook'")
             return True
         return (self.algorithm == "auto" and chunk_size is None and devices is None
-                and n_init == 1
-                and n_samples * self.n_components <= tuning.TEXTBOOK_MAX_VALUES)
+                and n_samples * self.n_components * n_init <= tuning.TEXTBOOK_MAX_VALUES)
 
     # the whole fit, host preparation included: one numpy BLAS call (centring X) left
     # OpenBLAS's workers spinning through the first ~0.1 s of the EM loop (config.one_blas_thread)

@@ -306,9 +306,10 @@ def fit_em(init_params, data, prior, tol, cert_tol, scale, history=None, *, engi
     if n_restarts == 1:
         one = run_one(jax.tree.map(lambda leaf: leaf[0], starts))
         return jax.tree.map(lambda leaf: leaf[None], one)
-    if acceleration == "squarem":
+    if acceleration == "squarem" or not engine.batch_restarts:
         # restarts one after another: a SQUAREM cycle's branches (backtracking, the stopping
         # test) stay branches, and JAX's custom_vmap (the one-product E-step) rejects the
-        # batched constants a vmapped cond inside a while_loop hands it
+        # batched constants a vmapped cond inside a while_loop hands it; an engine that does
+        # not batch restarts (textbook) runs each exactly as a single fit
         return jax.lax.map(run_one, starts)
     return jax.vmap(run_one)(starts)

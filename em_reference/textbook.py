@@ -61,10 +61,13 @@ def log_likelihood(X, sample_weight, params, family):
 @dataclass(frozen=True)
 class TextbookEngine:
     """The textbook E-step and M-step on data (X (N, D), sample_weight (N,)) held whole,
-    for em_reference.loop (hashable: jit-static)."""
+    for em_reference.loop (hashable: jit-static). Restarts run one after another
+    (batch_restarts False): each is then the very computation a single fit makes, so restart 0
+    of n_init equals the n_init=1 fit bitwise (a vmap reorders sums at rounding level)."""
 
     family: object
     hard: bool = False
+    batch_restarts = False
 
     def prepare(self, data, n_restarts):
         return data

@@ -7,10 +7,12 @@ in the commit history, not here.
 
 # ---------------------------------------------------------------- which EM path runs
 # algorithm="auto" runs the textbook path (em_reference.textbook) when the problem is small
-# enough that one E-step's (N, K) log joint is cheap to hold and the fast kernel's per-call
-# set-up would not pay: at most this many values N * K per restart, one restart, no
-# chunk_size and no devices. Larger problems, restarts, streaming and sharding run the fast
-# kernel (em_reference.fast), which is proven equal to the textbook path in the tests.
+# enough that one E-step's (N, K) log joints of every restart are cheap to hold and the fast
+# kernel's per-call set-up would not pay: at most this many values N * K * n_init, no
+# chunk_size and no devices (restarts are then a vmap of the textbook loop, and restart 0 is
+# bitwise the single-restart fit: scikit-learn's "n_init=5 never scores below n_init=1").
+# Larger problems, streaming and sharding run the fast kernel (em_reference.fast), which is
+# proven equal to the textbook path in the tests.
 TEXTBOOK_MAX_VALUES = 2**11
 
 # ---------------------------------------------------------------- the fast kernel's layout

@@ -32,6 +32,7 @@ class FastEngine:
     hard: bool = False
     cache_features: bool = False
     stable_fallback: bool = False
+    batch_restarts = True  # restarts under vmap: one (C, F) x (F, K B) product per chunk
 
     def prepare(self, data, n_restarts):
         """The data the E-steps read: with cache_features, T(X) instead of X; a single

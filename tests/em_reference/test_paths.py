@@ -159,10 +159,13 @@ def test_auto_runs_the_textbook_path_on_small_problems_and_the_kernel_on_large(m
     small, large = rng.normal(size=(100, 2)), rng.normal(size=(5000, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for X, kw in [(small, {}), (large, {}), (small, {"n_init": 2}), (small, {"chunk": 1})]:
+        for X, kw in [(small, {}), (large, {}), (small, {"n_init": 2}), (small, {"n_init": 7}),
+                      (small, {"chunk": 1})]:
             chunk = kw.pop("chunk", None) and 50
             GaussianMixtureEM(3, max_iter=2, random_state=0, **kw).fit(X, chunk_size=chunk)
-    assert engines == ["TextbookEngine", "FastEngine", "FastEngine", "FastEngine"]
+    # N K n_init = 300, 15000, 600, 2100, 300 (streamed) against TEXTBOOK_MAX_VALUES = 2048
+    assert engines == ["TextbookEngine", "FastEngine", "TextbookEngine", "FastEngine",
+                       "FastEngine"]
 
 
 def test_textbook_refuses_streaming_and_devices():

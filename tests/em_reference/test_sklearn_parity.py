@@ -148,3 +148,33 @@ def test_poisson_estimator_takes_the_same_parameters():
     X = np.random.default_rng(0).poisson(3.0, (100, 1))
     est = PoissonMixtureEM(2, warm_start=True, max_iter=0, random_state=0).fit(X)
     assert est.n_iter_ == 0 and est.get_params()["verbose_interval"] == 10
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_more_restarts_never_end_below_one_from_the_same_random_state(covariance_type):
+    """scikit-learn's contract (its test_init / test_multiple_init): restart 0 of n_init=5 is
+    the n_init=1 fit from the same random_state, so the best of five is never below it; on
+    small problems both run the textbook path, and restart 0 is the same fit bitwise."""
+    X = np.random.RandomState(0).randn(50, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for max_iter in (1, 10_000):
+            kwargs = dict(covariance_type=covariance_type, random_state=0, max_iter=max_iter)
+            one = GaussianMixtureEM(2, **kwargs).fit(X)
+            five = GaussianMixtureEM(2, n_init=5, **kwargs).fit(X)
+            assert five.restart_lower_bounds_[0] == one.lower_bound_
+            assert five.lower_bound_ >= one.lower_bound_
+
+
+def test_ten_one_step_restarts_never_end_below_one():
+    """scikit-learn's test_init on its own data: unit-scale blobs, N = 50, one E-step."""
+    for seed in range(15):
+        rng = np.random.RandomState(seed)
+        means = rng.rand(2, 2)
+        X = np.concatenate([rng.randn(25, 2) * 0.5 + m for m in means])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            one = GaussianMixtureEM(2, max_iter=1, random_state=seed).fit(X)
+            ten = GaussianMixtureEM(2, n_init=10, max_iter=1, random_state=seed).fit(X)
+        assert ten.restart_lower_bounds_[0] == one.lower_bound_, seed
+        assert ten.lower_bound_ >= one.lower_bound_, seed
