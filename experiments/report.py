@@ -460,6 +460,16 @@ def _certification(blocks, ok: pd.DataFrame):
     _local_optima(blocks, records)
 
 
+def _figure_failures(blocks, failures):
+    """The figures that raised while drawing (figures.FigureFailure), listed where the
+    figures would be, so a missing figure is never silent."""
+    if not failures:
+        return
+    blocks.h(3, "Figures that failed to draw")
+    blocks.table(["figure", "dataset", "error"],
+                 [[f.figure, f.dataset or "(all)", f.error] for f in failures])
+
+
 def write_report(out) -> Path:
     """Write figures/, report.md and report.html into the run folder ``out``; return the
     path of report.html."""
@@ -479,7 +489,8 @@ def write_report(out) -> Path:
     _import_grid_modules(imports)
     _heal(store)
     df = store.read_table()
-    figures = make_figures(store, df, store.root / "figures")
+    figure_failures = []
+    figures = make_figures(store, df, store.root / "figures", failures=figure_failures)
     blocks = Blocks()
     blocks.h(1, title)
     _setup(blocks, store, df, title)
@@ -509,6 +520,7 @@ def write_report(out) -> Path:
                                       ("covariance_type", "cov"), ("method", "method"),
                                       ("seed", "seed"), ("error", "error"))))
     blocks.h(2, "Figures")
+    _figure_failures(blocks, figure_failures)
     for n, info in enumerate(figures, start=1):
         blocks.figure(info, n)
     atomic_write_text(store.root / "report.md", blocks.to_markdown(store.root))
