@@ -22,6 +22,7 @@ estimators call it after each fit.
 import contextlib
 import functools
 import os
+import tempfile
 
 import jax
 from threadpoolctl import ThreadpoolController
@@ -30,7 +31,54 @@ X64_ENABLED = os.environ.get("MIXBENCH_X64", "1") != "0"
 jax.config.update("jax_enable_x64", X64_ENABLED)
 
 CACHE_DIR = os.path.expanduser(os.environ.get("MIXBENCH_JAX_CACHE", "~/.cache/mixbench/jax"))
+
+
+def _atomic_cache_writes():
+    """Make the persistent cache's entries appear whole or not at all.
+
+    JAX's file cache (jax._src.lru_cache.LRUCache, eviction off: its default) writes an entry
+    in place, so another process sharing the folder (pytest-xdist workers, a grid's workers)
+    can read it half-written, and a process killed mid-write leaves it truncated; reading
+    such an entry crashed a worker with SIGSEGV inside XLA. Entries are written to a
+    temporary file in the same folder and renamed into place (atomic on POSIX). With
+    eviction on (jax_compilation_cache_max_size set) JAX's own locked put is kept. Returns
+    whether the cache class in use writes atomically."""
+    try:
+        from jax._src import compilation_cache, lru_cache
+    except ImportError:  # pragma: no cover - a JAX without these modules
+        return False
+    base = getattr(compilation_cache, "LRUCache", None)
+    suffix = getattr(lru_cache, "_CACHE_SUFFIX", None)
+    if base is None or suffix is None:  # pragma: no cover - JAX changed its cache
+        return False
+    if getattr(base, "writes_atomically", False):
+        return True
+
+    class AtomicFileCache(base):
+        writes_atomically = True
+
+        def put(self, key, value):
+            if self.eviction_enabled or not key:
+                return super().put(key, value)
+            target = self.path / f"{key}{suffix}"
+            if target.exists():
+                return None
+            fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{key[:16]}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(value)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return None
+
+    compilation_cache.LRUCache = AtomicFileCache
+    return True
+
+
 if CACHE_DIR and jax.config.jax_compilation_cache_dir is None:
+    _atomic_cache_writes()
     jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
     # the EM loop compiles in ~0.3-3 s: worth caching even when short
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
