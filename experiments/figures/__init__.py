@@ -6,6 +6,7 @@ import warnings
 
 from .data import ok_rows, primary_groups
 from .estimates import forest_figure
+from .gaps import gaps_figure
 from .marginals import marginal_figure
 from .objectives import elbo_figure
 from .scatter import certainty_figure, ellipses_figure
@@ -37,6 +38,7 @@ def make_figures(store, df, out_dir) -> list[FigureInfo]:
             attempt(fn, store, dataset, rows, out_dir)
     attempt(elbo_figure, groups, out_dir)
     attempt(selection_figure, ok_rows(df), out_dir)
+    attempt(gaps_figure, ok_rows(df), out_dir)
     for fn in VAE_FIGURES:  # models with local latents beside the mixtures of the same data
         attempt(fn, store, ok_rows(df), out_dir)
     return figures
