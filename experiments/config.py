@@ -14,7 +14,7 @@ Schema (every key optional except ``[[grid]]``)::
     datasets = ["faithful", {name = "generated", n = 2000, d = 3, k = 4}]
     n_components = [2, 3]
     covariance_types = ["full"]          # models with covariance types only; default ["full"]
-    methods = ["em", "map"]              # or "all"
+    methods = ["em", "map"]              # or "all" (every method registered with in_all=True)
     seeds = [0]
     model = "gaussian_mixture"           # default: the dataset family's default model
     model_options = {latent_dim = 10}    # options the model declares (part of the cell's key)
@@ -207,7 +207,8 @@ def parse_config(data: dict, source: str = "", where: str = "config") -> GridCon
                 raise ValueError(f"{w}: unknown covariance type {ct!r}; "
                                  f"known: {list(COVARIANCE_TYPES)}")
         methods = block.get("methods", "all")
-        methods = sorted(METHODS) if methods == "all" else _list(block, "methods", None, w)
+        methods = (sorted(m for m, e in METHODS.items() if e.in_all) if methods == "all"
+                   else _list(block, "methods", None, w))
         for m in methods:
             if m not in METHODS:
                 raise ValueError(f"{w}: unknown method {m!r}; known methods: {sorted(METHODS)}")

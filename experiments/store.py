@@ -353,13 +353,14 @@ class ResultStore:
     def rows(self) -> pd.DataFrame:
         """All valid rows as a DataFrame in a stable order (not the order cells finished in),
         with the comparisons across cells."""
-        from .comparisons import add_reference_columns
+        from .comparisons import add_kl_gap_columns, add_reference_columns
 
         rows = [{k: v for k, v in r.items() if k != "artefacts"}
                 for _, r in sorted(self.valid_rows().items())]
         if not rows:
             return pd.DataFrame()
         add_reference_columns(rows, self.compare_arrays, self._vs_em)
+        add_kl_gap_columns(rows)
         df = pd.DataFrame(rows)
         return df.sort_values(ROW_ORDER + ["key"], kind="stable").reset_index(drop=True)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .cost import cost_figure
 from .data import ok_rows, primary_groups
 from .estimates import forest_figure
+from .gaps import gaps_figure
 from .heldout import heldout_figure
 from .marginals import marginal_figure
 from .objectives import elbo_figure
@@ -58,6 +59,7 @@ def make_figures(store, df, out_dir, failures: list | None = None) -> list[Figur
         attempt(heldout_figure, dataset, ok, dataset, rows, out_dir)
     attempt(elbo_figure, "", groups, out_dir)
     attempt(selection_figure, "", ok, out_dir)
+    attempt(gaps_figure, "", ok, out_dir)
     attempt(cost_figure, "", df, out_dir)
     for fn in VAE_FIGURES:  # models with local latents beside the mixtures of the same data
         attempt(fn, "", store, ok, out_dir)

@@ -11,8 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 METHOD_ORDER = ("em", "map_em", "hard_em", "sklearn_em", "mle_sgd", "map", "sklearn_vb",
-                "vi_mean_field", "vi_full_rank", "nuts")
-_PALETTE = plt.get_cmap("tab10").colors
+                "vi_mean_field", "vi_full_rank", "nuts", "cavi", "vi_low_rank", "evidence")
+# tab10 for the first ten (their colours as before), then Dark2's
+_PALETTE = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
 TRUTH_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.2}
 DATA_COLOR = "0.6"
 

@@ -14,7 +14,9 @@ defaults, and the grid's values (``[methods.my_em] max_iter = 50``) are checked 
 is loaded: unknown options and bad values are rejected before any work.
 
 ``models`` says which registered models the method can fit: None (any), a tuple of model
-names, or a predicate on the ModelEntry (e.g. "has an EM estimator").
+names, or a predicate on the ModelEntry (e.g. "has an EM estimator"). ``in_all=False`` keeps a
+method out of a grid block's ``methods = "all"`` (a costly or specialised method, e.g. the
+evidence by NUTS + bridge sampling, that a grid names where it wants it).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class MethodEntry:
     uses_prior: bool
     is_em: bool
     description: str
+    in_all: bool = True  # whether a grid block's methods = "all" includes it
 
     @property
     def specs(self) -> dict[str, Spec]:
@@ -94,12 +97,13 @@ METHODS: dict[str, MethodEntry] = {}
 
 
 def register_method(name: str, *, models=None, kind="point", uses_prior=False, is_em=False,
-                    description=""):
+                    description="", in_all=True):
     """Decorator: register ``fit(problem, **options) -> models.FitResult`` under ``name``.
 
     models : which models it can fit: None (any), model names, or a predicate on the
     ModelEntry. kind : "point" or "posterior". uses_prior : whether the fit depends on
-    problem.prior. is_em : EM-type method (gets elbo_em at its own final q).
+    problem.prior. is_em : EM-type method (gets elbo_em at its own final q). in_all : whether
+    ``methods = "all"`` includes it (False: only grids that name it run it).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -109,7 +113,8 @@ def register_method(name: str, *, models=None, kind="point", uses_prior=False, i
     def decorate(fit):
         signature_specs(fit, skip=1)  # every option has a default: fails at registration
         METHODS[name] = MethodEntry(name, fit, models, kind, uses_prior, is_em,
-                                    description or (fit.__doc__ or "").strip().split("\n")[0])
+                                    description or (fit.__doc__ or "").strip().split("\n")[0],
+                                    bool(in_all))
         return fit
 
     return decorate

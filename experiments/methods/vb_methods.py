@@ -1,0 +1,116 @@
+"""cavi, vi_low_rank, evidence: variational Bayes by hand, a third NumPyro guide, and the
+evidence log p(X) every bound is judged by.
+
+cavi
+    em_reference's coordinate-ascent VB (em_reference.cavi: Bishop PRML 10.2 for the Gaussian
+    mixture, its Gamma-rate analogue for the Poisson one) with the cell's prior, the very
+    object MAP-EM and the NumPyro models use, and Dirichlet weights (the NumPyro models' prior;
+    a Dirichlet-process bound would bound another model's evidence). The estimators take no
+    initial parameters, only a rule for the initial responsibilities: ``init_params="kmeans"``
+    with ``random_state=seed`` runs the one k-means (KMeans(K, n_init=1, random_state=seed))
+    that built the cell's shared initialisation, so CAVI starts from the same partition. Its
+    ELBO (``lower_bound_``: the full bound over (z, weights, theta), every constant kept) is
+    the row's ``elbo_vi``, beside NumPyro's bounds over theta with z summed out; it is exact,
+    so ``elbo_vi_se`` is 0. The point estimate: E_q[weights], the factors' means m_k and
+    covariances Psi_k / nu_k = E_q[Lambda_k]^-1 (scikit-learn's ``covariances_``, as
+    sklearn_vb), or the rates' posterior means.
+vi_low_rank
+    models.fit_vi with a low-rank-plus-diagonal normal guide (AutoLowRankMultivariateNormal).
+evidence
+    NUTS (models.fit_nuts, from the shared start), then models.log_evidence: bridge sampling
+    on those draws with the K!-symmetrised proposal. Columns ``log_evidence`` and
+    ``log_evidence_se`` (its Monte-Carlo standard error). fit_status is "failed_to_mix" when
+    the chains did not mix (the nuts method's flag) and "not_converged" when the bridge
+    iteration did not; such a row is never a reference (comparisons.kl_gaps).
+
+None of the three is in a grid block's ``methods = "all"`` (``in_all=False``): the evidence
+costs a long NUTS run, and the default grid names all three where they are cheap.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Literal
+
+from ..models_registry import model_call
+from ..specs import Count, NonNegative, NonNegativeInt, Positive
+from .em_methods import fitted_params, timed_fit
+from .numpyro_methods import _fit, _models, global_only
+from .registry import make_fit, register_method
+
+# the models em_reference has CAVI for, and the estimator of each (em_reference.cavi)
+CAVI_ESTIMATORS = {"gaussian_mixture": "GaussianMixtureCAVI",
+                   "poisson_mixture": "PoissonMixtureCAVI"}
+
+
+def cavi_factory(problem, tol, max_iter):
+    """() -> an unfitted em_reference CAVI estimator for the cell: its prior, Dirichlet
+    weights, the shared k-means start (module docstring)."""
+    from em_reference import cavi
+
+    cls = getattr(cavi, CAVI_ESTIMATORS[problem.model.name])
+    typed = {"covariance_type": problem.covariance_type} if problem.model.uses_covariance_type \
+        else {}
+
+    def make():
+        return cls(problem.n_components, **typed, tol=tol, max_iter=max_iter, n_init=1,
+                   init_params="kmeans", weight_concentration_prior_type="dirichlet_distribution",
+                   prior=problem.prior, random_state=problem.seed)
+    return make
+
+
+@register_method("cavi", models=tuple(CAVI_ESTIMATORS), kind="posterior", uses_prior=True,
+                 in_all=False,
+                 description="variational Bayes by coordinate ascent (em_reference CAVI, "
+                             "Bishop PRML 10.2): the full ELBO over (z, weights, theta), exact")
+def fit_cavi(problem, tol: NonNegative = 1e-8, max_iter: Count = 10_000):
+    # tol: on the ELBO's change per training sample (em_reference's convention)
+    est, wall, compile_time = timed_fit(cavi_factory(problem, tol, max_iter), problem.X_train)
+    return make_fit("cavi", fitted_params(est, problem.model.param_names), "elbo_vi",
+                    est.lower_bounds_, int(est.n_iter_), bool(est.converged_), wall,
+                    compile_time, elbo=float(est.lower_bound_), elbo_se=0.0)
+
+
+@register_method("vi_low_rank", models=global_only, kind="posterior", uses_prior=True,
+                 in_all=False,
+                 description="VI with a low-rank-plus-diagonal normal guide (models.fit_vi)")
+def fit_vi_low_rank(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
+                    num_samples: Count = 1000, elbo_particles: Count = 2000,
+                    rank: Count | None = None):
+    # rank None: fit_vi's default, the square root of the guide's dimension
+    return _fit("fit_vi", problem, True, guide="low_rank", rank=rank, num_steps=num_steps,
+                learning_rate=learning_rate, num_samples=num_samples,
+                elbo_particles=elbo_particles)
+
+
+@register_method("evidence", models=global_only, kind="posterior", uses_prior=True,
+                 in_all=False,
+                 description="the evidence log p(X): bridge sampling on NUTS draws "
+                             "(models.log_evidence); flagged when its chains did not mix")
+def fit_evidence(problem, num_warmup: NonNegativeInt = 500, num_samples: Count = 1000,
+                 num_chains: Count = 4, max_samples: Count | None = None,
+                 chain_method: Literal["sequential", "vectorized"] = "sequential",
+                 max_permutations: Count = 720):
+    # max_samples None: fit_nuts's cap (10 x num_samples draws per chain while not mixed)
+    nuts = _fit("fit_nuts", problem, True, num_warmup=num_warmup, num_samples=num_samples,
+                num_chains=num_chains, max_samples=max_samples, chain_method=chain_method)
+    model, args, kwargs = model_call(problem, True)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # the iteration's and the label switching's warnings are in the row's columns
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ev = _models().log_evidence(model, *args, posterior=nuts, seed=problem.seed,
+                                    max_permutations=max_permutations, model_kwargs=kwargs)
+    seconds = time.perf_counter() - start
+    bridged = bool(ev.diagnostics.get("converged", False))
+    status = ("failed_to_mix" if nuts.status != "ok" else
+              "ok" if bridged else "not_converged")
+    extra = {"log_evidence": float(ev.log_evidence),
+             "log_evidence_se": float(ev.log_evidence_se),
+             "evidence_label_switching": ev.diagnostics.get("label_switching"),
+             "evidence_ess_posterior": float(ev.diagnostics.get("ess_posterior", "nan")),
+             "evidence_bridge_time": seconds}
+    return make_fit("evidence", nuts.params, None, [], int(nuts.n_steps), status == "ok",
+                    nuts.wall_time + seconds, nuts.compile_time, diagnostics=nuts.diagnostics,
+                    extra=extra, status=status)
