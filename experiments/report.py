@@ -1,6 +1,7 @@
 """report.md and a self-contained report.html (figures embedded as base64) for a run folder.
 
-The report has: the setup (grid, data with provenance, methods, machine), a section defining
+The report has: the setup (grid, data with provenance, methods, machine), the summary of
+findings computed from the rows (summary.py), a section defining
 each objective and how the bounds relate, the results table per dataset, failed cells with
 their errors, and every figure with its caption. Both files are rendered from one list of
 blocks, so they always say the same thing.
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import comparisons
+from . import comparisons, summary
 from .datasets import DATASETS
 from .figures import make_figures
 from .figures.style import sort_methods
@@ -483,6 +484,7 @@ def write_report(out) -> Path:
     blocks = Blocks()
     blocks.h(1, title)
     _setup(blocks, store, df, title)
+    summary.add_summary(blocks, df)  # findings first, computed from the rows (summary.py)
     blocks.h(2, "Objectives and how they relate")
     blocks.md(OBJECTIVES)
     blocks.h(2, "Results")
