@@ -1,11 +1,12 @@
 """report.md and a self-contained report.html (figures embedded as base64) for a run folder.
 
-The report has: the setup (grid, data with provenance, methods, machine), a section defining
-each objective and how the bounds relate, the results table per dataset, the certification
-section, the bounds against the evidence (kl_gap per bound, a bound above the evidence flagged
-as a bug, CAVI's bound against NumPyro's), failed cells with their errors, and every figure
-with its caption. Both files are rendered from one list of blocks, so they always say the
-same thing.
+The report has: the setup (grid, data with provenance, methods, machine), the summary of
+findings computed from the rows (summary.py), a section defining each objective and how the
+bounds relate, the results table per dataset, the certification section, the bounds against
+the evidence (kl_gap per bound, a bound above the evidence flagged as a bug, CAVI's bound
+against NumPyro's), failed cells with their errors, and every figure with its caption (and
+the figures that failed to draw). Both files are rendered from one list of blocks, so they
+always say the same thing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import comparisons
+from . import comparisons, summary
 from .datasets import DATASETS
 from .figures import make_figures
 from .figures.style import sort_methods
@@ -601,6 +602,7 @@ def write_report(out) -> Path:
     blocks = Blocks()
     blocks.h(1, title)
     _setup(blocks, store, df, title)
+    summary.add_summary(blocks, df)  # findings first, computed from the rows (summary.py)
     blocks.h(2, "Objectives and how they relate")
     blocks.md(OBJECTIVES)
     blocks.h(2, "Results")

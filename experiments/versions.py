@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("em_reference", "models", "experiments")
 # experiments/ files that do not change what a cell computes
-PRESENTATION = ("report.py", "figures", "cli.py", "runner.py", "store.py", "config.py",
-                "comparisons.py", "__main__.py", "configs", "data")
+PRESENTATION = ("report.py", "summary.py", "figures", "cli.py", "runner.py", "store.py",
+                "config.py", "comparisons.py", "__main__.py", "configs", "data")
 LIBRARIES = ("jax", "jaxlib", "numpyro", "numpy", "scipy", "scikit-learn", "arviz", "optax")
 
 
