@@ -30,6 +30,9 @@ EM (methods/em_methods.py: em, map_em, hard_em apply to every model that has one
                         em_reference-style estimator started at problem.init; after ``fit`` it
                         has ``<param>_`` for every param name, lower_bounds_, n_iter_,
                         converged_.
+    cavi_estimator      optional (problem, *, tol, max_iter) -> an unfitted em_reference CAVI
+                        estimator for the cell (methods/vb_methods.py: the ``cavi`` method
+                        fits the models that have one).
 alignment (scoring.py, comparisons.py)
     align_param         the parameter (leading axis K) components are matched on; None: no
                         label alignment.
@@ -98,6 +101,7 @@ class ModelEntry:
     build_prior: Callable | None = None
     initial_values: Callable | None = None
     em_estimator: Callable | None = None
+    cavi_estimator: Callable | None = None
     align_param: str | None = None
     align_log_scale: bool = False
     component_params: Callable[[str], tuple[str, ...]] | None = None
@@ -179,6 +183,7 @@ def _option_specs(model, options) -> dict[str, Spec]:
 def register_model(name: str, *, data_family: str, param_names=(), description: str = "",
                    has_components: bool = True, covariance_types=(), options=None, call=None,
                    prior_fields=(), build_prior=None, initial_values=None, em_estimator=None,
+                   cavi_estimator=None,
                    align_param=None, align_log_scale=False, component_params=None,
                    comparable_params=None, log_joint_matrix=None, n_params=None, score=None,
                    held_out_zero=None, held_out_zero_note="",
@@ -218,6 +223,7 @@ def register_model(name: str, *, data_family: str, param_names=(), description: 
             covariance_types=tuple(covariance_types), options=_option_specs(target, options),
             param_names=tuple(param_names), call=call, prior_fields=tuple(prior_fields),
             build_prior=build_prior, initial_values=initial_values, em_estimator=em_estimator,
+            cavi_estimator=cavi_estimator,
             align_param=align_param, align_log_scale=bool(align_log_scale),
             component_params=component_params, comparable_params=comparable_params,
             log_joint_matrix=log_joint_matrix,

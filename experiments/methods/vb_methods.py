@@ -39,34 +39,20 @@ from .em_methods import fitted_params, timed_fit
 from .numpyro_methods import _fit, _models, global_only
 from .registry import make_fit, register_method
 
-# the models em_reference has CAVI for, and the estimator of each (em_reference.cavi)
-CAVI_ESTIMATORS = {"gaussian_mixture": "GaussianMixtureCAVI",
-                   "poisson_mixture": "PoissonMixtureCAVI"}
+def has_cavi(model) -> bool:
+    return model.cavi_estimator is not None
 
 
-def cavi_factory(problem, tol, max_iter):
-    """() -> an unfitted em_reference CAVI estimator for the cell: its prior, Dirichlet
-    weights, the shared k-means start (module docstring)."""
-    from em_reference import cavi
-
-    cls = getattr(cavi, CAVI_ESTIMATORS[problem.model.name])
-    typed = {"covariance_type": problem.covariance_type} if problem.model.uses_covariance_type \
-        else {}
-
-    def make():
-        return cls(problem.n_components, **typed, tol=tol, max_iter=max_iter, n_init=1,
-                   init_params="kmeans", weight_concentration_prior_type="dirichlet_distribution",
-                   prior=problem.prior, random_state=problem.seed)
-    return make
-
-
-@register_method("cavi", models=tuple(CAVI_ESTIMATORS), kind="posterior", uses_prior=True,
+@register_method("cavi", models=has_cavi, kind="posterior", uses_prior=True,
                  in_all=False,
                  description="variational Bayes by coordinate ascent (em_reference CAVI, "
                              "Bishop PRML 10.2): the full ELBO over (z, weights, theta), exact")
 def fit_cavi(problem, tol: NonNegative = 1e-8, max_iter: Count = 10_000):
     # tol: on the ELBO's change per training sample (em_reference's convention)
-    est, wall, compile_time = timed_fit(cavi_factory(problem, tol, max_iter), problem.X_train)
+    def make():
+        return problem.model.cavi_estimator(problem, tol=tol, max_iter=max_iter)
+
+    est, wall, compile_time = timed_fit(make, problem.X_train)
     return make_fit("cavi", fitted_params(est, problem.model.param_names), "elbo_vi",
                     est.lower_bounds_, int(est.n_iter_), bool(est.converged_), wall,
                     compile_time, elbo=float(est.lower_bound_), elbo_se=0.0)

@@ -56,6 +56,19 @@ def build_prior(X, n_components, covariance_type, overrides):
     return override_prior(prior, overrides).validate(X.shape[1], n_components)
 
 
+def cavi_estimator(problem, *, tol, max_iter):
+    """em_reference's GaussianMixtureCAVI with the cell's prior and Dirichlet weights, from
+    the k-means partition the shared initialisation was built from (experiments/methods/
+    vb_methods.py)."""
+    from em_reference.cavi import GaussianMixtureCAVI
+
+    return GaussianMixtureCAVI(
+        problem.n_components, covariance_type=problem.covariance_type, tol=tol,
+        max_iter=max_iter, n_init=1, init_params="kmeans",
+        weight_concentration_prior_type="dirichlet_distribution", prior=problem.prior,
+        random_state=problem.seed)
+
+
 def em_estimator(problem, *, prior, assignment, tol, max_iter, reg_covar):
     """em_reference's GaussianMixtureEM started at the cell's shared initialisation."""
     from em_reference import GaussianMixtureEM
@@ -97,6 +110,6 @@ register_model(
         "weights", "means", "covariances"),
     align_param="means", comparable_params=full_form, prior_fields=PRIOR_FIELDS,
     build_prior=build_prior,
-    initial_values=initial_values, em_estimator=em_estimator,
+    initial_values=initial_values, em_estimator=em_estimator, cavi_estimator=cavi_estimator,
     log_joint_matrix=densities.gaussian_log_joint_matrix, n_params=n_params,
     figure_hints={"marginal": marginal_density, "ellipses": True}, default_for_family=True)

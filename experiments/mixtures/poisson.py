@@ -38,6 +38,17 @@ def build_prior(X, n_components, covariance_type, overrides):
     return override_prior(prior, overrides).validate(X.shape[1], n_components)
 
 
+def cavi_estimator(problem, *, tol, max_iter):
+    """em_reference's PoissonMixtureCAVI (Gamma rates) with the cell's prior and Dirichlet
+    weights, from the k-means partition of the shared initialisation."""
+    from em_reference.cavi import PoissonMixtureCAVI
+
+    return PoissonMixtureCAVI(
+        problem.n_components, tol=tol, max_iter=max_iter, n_init=1, init_params="kmeans",
+        weight_concentration_prior_type="dirichlet_distribution", prior=problem.prior,
+        random_state=problem.seed)
+
+
 def em_estimator(problem, *, prior, assignment, tol, max_iter, reg_covar):
     """em_reference's PoissonMixtureEM started at the cell's shared initialisation
     (reg_covar does not apply to counts)."""
@@ -60,7 +71,7 @@ register_model(
     description="Poisson mixture, (weights, rates), Dirichlet-Gamma prior.",
     param_names=("weights", "rates"), align_param="rates", align_log_scale=True,
     prior_fields=PRIOR_FIELDS, build_prior=build_prior, initial_values=initial_values,
-    em_estimator=em_estimator,
+    em_estimator=em_estimator, cavi_estimator=cavi_estimator,
     log_joint_matrix=lambda X, params, ct: densities.poisson_log_joint_matrix(X, params),
     n_params=lambda k, d, ct: int(k - 1 + k * d),
     figure_hints={"marginal": marginal_pmf, "discrete": True, "marginal_stem": "poisson"},
