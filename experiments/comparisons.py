@@ -50,7 +50,7 @@ PROBLEM_COLUMNS = ("dataset", "dataset_params", "model", "model_options", "n_com
                    "covariance_type", "seed", "held_out_fraction", "data_hash")
 
 
-def _problem_key(row: dict) -> str:
+def problem_key(row: dict) -> str:
     return json.dumps([row.get(c) for c in PROBLEM_COLUMNS], default=str)
 
 
@@ -69,13 +69,13 @@ def certified(row) -> bool:
     return status is None or status != status or status == "ok"
 
 
-def _references(ok: list[dict]) -> dict:
+def em_references(ok: list[dict]) -> dict:
     """{problem key: key of its reference EM cell} (certified cells only)."""
     defaults = _default_options()
     groups: dict[str, list] = {}
     for row in ok:
         if row["method"] == REFERENCE_METHOD and certified(row):
-            groups.setdefault(_problem_key(row), []).append(row)
+            groups.setdefault(problem_key(row), []).append(row)
     out = {}
     for pkey, rows in groups.items():
         default = [r for r in rows if r.get("method_options") == defaults]
@@ -112,9 +112,9 @@ def add_reference_columns(rows: list[dict], compare_arrays, cache: dict | None =
     {(key, reference key): columns} keeps results across calls (cells never change)."""
     cache = {} if cache is None else cache
     ok = [r for r in rows if r.get("status") == "ok" and r.get("align_param")]
-    refs = _references(ok)
+    refs = em_references(ok)
     for row in ok:
-        ref_key = refs.get(_problem_key(row))
+        ref_key = refs.get(problem_key(row))
         if ref_key is None:
             continue
         pair = (row["key"], ref_key)
@@ -138,7 +138,7 @@ def map_em_vs_map(rows) -> list[dict]:
     pairs: dict[str, dict] = {}
     for row in _finished(rows):
         if row["method"] in ("map_em", "map"):
-            key = _problem_key(row) + json.dumps(row.get("prior"), default=str)
+            key = prior_problem_key(row)
             pairs.setdefault(key, {})[row["method"]] = row
     out = []
     for pair in pairs.values():
@@ -202,8 +202,8 @@ def local_optima(rows, tol=OPTIMA_TOL) -> list[dict]:
                                       d["covariance_type"], str(d["seed"])))
 
 
-def _prior_problem_key(row) -> str:
-    return _problem_key(row) + json.dumps(row.get("prior"), default=str)
+def prior_problem_key(row) -> str:
+    return problem_key(row) + json.dumps(row.get("prior"), default=str)
 
 
 def _number(row, column) -> float:
@@ -225,7 +225,7 @@ def evidence_references(rows) -> dict:
         value, se = _number(row, "log_evidence"), _number(row, "log_evidence_se")
         if not (np.isfinite(value) and np.isfinite(se)):
             continue
-        key = _prior_problem_key(row)
+        key = prior_problem_key(row)
         if key not in out or se < _number(out[key], "log_evidence_se"):
             out[key] = row
     return out
@@ -246,7 +246,7 @@ def _judged(rows):
     (and prior) with a reference evidence row."""
     refs = evidence_references(rows)
     for row in _finished(rows):
-        ref = refs.get(_prior_problem_key(row))
+        ref = refs.get(prior_problem_key(row))
         elbo = _number(row, "elbo_vi")
         if row["method"] in BOUND_METHODS and ref is not None and np.isfinite(elbo):
             yield row, ref, kl_gap(elbo, _number(row, "elbo_vi_se"),
@@ -299,7 +299,7 @@ def joint_vs_marginal(rows) -> list[dict]:
     groups: dict[str, dict] = {}
     for row in _finished(rows):
         if row["method"] in BOUND_METHODS and np.isfinite(_number(row, "elbo_vi")):
-            groups.setdefault(_prior_problem_key(row), {})[row["method"]] = row
+            groups.setdefault(prior_problem_key(row), {})[row["method"]] = row
     out = []
     for group in groups.values():
         joint = [m for m in group if m in JOINT_BOUND_METHODS]

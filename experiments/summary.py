@@ -74,7 +74,7 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 
 def _problem_key(row: dict) -> str:
-    return comparisons._problem_key(row)  # the key the rmse_*_vs_em columns were built on
+    return comparisons.problem_key(row)  # the key the rmse_*_vs_em columns were built on
 
 
 # ---------------------------------------------------------------- naming rows
@@ -352,7 +352,7 @@ def dataset_sentences(df: pd.DataFrame, dataset: str) -> list[str]:
     rows = [r for r in _records(df) if r["dataset"] == dataset]
     if not rows:
         return []
-    refs = comparisons._references(rows)  # the reference EM cell of each problem
+    refs = comparisons.em_references(rows)  # the reference EM cell of each problem
     label = _labeller(rows)
     out = []
     for problem in _problems(rows):
