@@ -51,7 +51,7 @@ def gaps_figure(rows, out_dir):
                         **marker_style(d))
             if bad:
                 ax.annotate("bound exceeds evidence", (d["kl_gap"], y), xytext=(4, 5),
-                            textcoords="offset points", fontsize=7, color=BAD_COLOR)
+                            textcoords="offset points", fontsize=8, color=BAD_COLOR)
         low = min(0.0, min(d["kl_gap"] - np.nan_to_num(d["kl_gap_se"]) for d in group))
         high = max(d["kl_gap"] + np.nan_to_num(d["kl_gap_se"]) for d in group)
         ax.axvline(0.0, color="black", linewidth=0.8)
@@ -60,7 +60,7 @@ def gaps_figure(rows, out_dir):
             # a one-mode q misses the other K! - 1 relabellings the evidence integrates
             logk = math.lgamma(int(k) + 1)
             ax.axvline(logk, color="0.4", linestyle=":", linewidth=1.0)
-            ax.annotate(f"log {int(k)}!", (logk, len(group) - 0.45), fontsize=7,
+            ax.annotate(f"log {int(k)}!", (logk, len(group) - 0.45), fontsize=8,
                         color="0.4", ha="left", xytext=(2, 0), textcoords="offset points")
             high = max(high, logk)
         pad = 0.08 * max(high - low, 1e-3)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .data import k_text
 from .style import is_certified, marker_style, method_color, new_figure, save, sort_methods, \
-    uncertified_note
+    symlog_axis, uncertified_note
 
 QUANTITIES = (
     ("log_likelihood_train", "o", "log p(X | θ̂)"),
@@ -27,7 +27,7 @@ def elbo_figure(groups, out_dir):
         return None
     ncols = min(3, len(groups))
     nrows = int(np.ceil(len(groups) / ncols))
-    fig, axes = new_figure(nrows, ncols, width=4.0 * ncols, height=2.9 * nrows + 1.2)
+    fig, axes = new_figure(nrows, ncols, width=4.0 * ncols, height=2.9 * nrows + 1.5)
     for ax, (dataset, rows) in zip(axes.flat, groups, strict=False):
         base = float(rows[rows["method"] == "em"]["log_likelihood_train"].iloc[0])
         methods = sort_methods(rows["method"].unique())
@@ -49,8 +49,8 @@ def elbo_figure(groups, out_dir):
                       [m if is_certified(rows[rows["method"] == m].iloc[0]) else f"{m} (!)"
                        for m in methods])
         ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xscale("symlog", linthresh=1.0)
         ax.margins(x=0.06, y=0.08)
+        symlog_axis(ax, linthresh=1.0)
         ax.set_xlabel("nats, relative to EM's log p(X | θ̂)")
         ax.set_title(f"{dataset} ({k_text(rows.iloc[0])})")
         ax.grid(axis="y", visible=False)
@@ -58,8 +58,8 @@ def elbo_figure(groups, out_dir):
         ax.set_visible(False)
     handles = [ax.plot([], [], m, color="0.3")[0] for _, m, _ in QUANTITIES]
     height = fig.get_figheight()
-    fig.legend(handles, [lab for *_, lab in QUANTITIES], loc="upper center", ncol=4)
-    fig.text(0.01, 0.005, NOTE, fontsize=7, va="bottom")
+    fig.legend(handles, [lab for *_, lab in QUANTITIES], loc="upper center", ncol=2)
+    fig.text(0.01, 0.005, NOTE, fontsize=8, va="bottom")
     caption = ("Objectives per method and dataset, in nats relative to EM's maximised "
                "log-likelihood (symmetric log axis). Circles: training log-likelihood at the "
                "point estimate; squares: log joint (log-likelihood + log prior); diamonds: "
@@ -69,4 +69,4 @@ def elbo_figure(groups, out_dir):
                + "".join(f" {d}:{uncertified_note(r)}" for d, r in groups
                          if uncertified_note(r)))
     return save(fig, out_dir, "elbo_comparison", caption,
-                rect=(0, 0.75 / height, 1, 1 - 0.4 / height))
+                rect=(0, 0.8 / height, 1, 1 - 0.55 / height))

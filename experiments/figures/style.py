@@ -6,14 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 METHOD_ORDER = ("em", "map_em", "hard_em", "sklearn_em", "mle_sgd", "map", "sklearn_vb",
-                "vi_mean_field", "vi_full_rank", "nuts", "cavi", "vi_low_rank", "evidence")
-# tab10 for the first ten (their colours as before), then Dark2's
-_PALETTE = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+                "vi_mean_field", "vi_full_rank", "nuts", "cavi", "vi_low_rank", "evidence",
+                "kmeans", "vae_elbo", "vae_iwae")
+# colour-blind-safe: Okabe & Ito's eight (Wong 2011, Nature Methods 8:441), then Paul Tol's
+# "muted" scheme; black (the truth's colour) and yellow (faint on white) come last
+_OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000",
+              "#F0E442")
+_TOL_MUTED = ("#332288", "#882255", "#117733", "#999933", "#AA4499", "#44AA99", "#DDCC77",
+              "#CC6677", "#88CCEE")
+_PALETTE = _OKABE_ITO[:6] + _TOL_MUTED + _OKABE_ITO[7:] + _OKABE_ITO[6:7]
 TRUTH_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.2}
 DATA_COLOR = "0.6"
 
@@ -49,12 +56,54 @@ class FigureInfo:
     png: Path
     pdf: Path
     caption: str
+    width_in: float = float("nan")  # printed width: SINGLE_COLUMN or DOUBLE_COLUMN
+    min_text_pt: float = float("nan")  # the smallest visible text at that width
+
+
+SINGLE_COLUMN, DOUBLE_COLUMN = 3.5, 7.0  # inches, a journal's column and page widths
+MIN_TEXT_PT = 8.0
+
+
+def print_width(width: float) -> float:
+    """The column layout a figure drawn ``width`` inches wide is set for: single column when
+    it fits one, else the page width."""
+    return SINGLE_COLUMN if width <= SINGLE_COLUMN else DOUBLE_COLUMN
 
 
 def new_figure(nrows=1, ncols=1, width=6.4, height=4.0, **kw):
+    """A figure at its printed size: ``width`` snaps to 3.5 or 7 in; a wider request is
+    shrunk to 7 in with its height, so the panels keep their shape and every text its size
+    in points."""
+    printed = print_width(width)
+    height = height * min(1.0, printed / width)
     with plt.rc_context(RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kw)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(printed, height), squeeze=False, **kw)
     return fig, axes
+
+
+def symlog_axis(ax, linthresh=1.0):
+    """A symmetric log x axis whose ticks are plain numbers (-50, -20, -10, ... 0), at 1, 2
+    and 5 per decade when the data span at most three decades, else at powers of ten: a gap
+    of 40 nats is read off the axis, not guessed between -10^1 and -10^2."""
+    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
+
+    ax.set_xscale("symlog", linthresh=linthresh)
+    low, high = ax.get_xlim()
+    decades = np.log10(max(abs(low), abs(high), linthresh) / linthresh)
+    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    ax.xaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=linthresh, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1
+                                               else f"{v:g}"))
+    ax.tick_params(axis="x", labelrotation=30)
+
+
+def smallest_text_pt(fig) -> float:
+    """The size in points of the smallest visible, non-empty text of ``fig``."""
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip()]
+    return float(min(sizes)) if sizes else float("nan")
 
 
 def save(fig, out_dir, stem, caption, rect=(0, 0, 1, 1)) -> FigureInfo:
@@ -69,8 +118,9 @@ def save(fig, out_dir, stem, caption, rect=(0, 0, 1, 1)) -> FigureInfo:
         fig.tight_layout(rect=rect)
         fig.savefig(png)
         fig.savefig(pdf)
+    width, min_pt = float(fig.get_figwidth()), smallest_text_pt(fig)
     plt.close(fig)
-    return FigureInfo(stem, png, pdf, caption)
+    return FigureInfo(stem, png, pdf, caption, width, min_pt)
 
 
 # fits that are not certified (fit_status "not_converged" / "failed_to_mix") are drawn

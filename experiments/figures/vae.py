@@ -69,7 +69,7 @@ def ladder_figure(store, df, out_dir):
             ax.axhline(v, color="0.5", linestyle=(0, (4, 2)) if i else "-", linewidth=0.9)
             ax.annotate(("independent pixels" if m["n_components"] == 1 else k_text(m))
                         + " (exact)", (1.0, v), xycoords=("axes fraction", "data"),
-                        ha="right", va="bottom", fontsize=7, color="0.35")
+                        ha="right", va="bottom", fontsize=8, color="0.35")
         for i, (_, r) in enumerate(vae[vae["dataset"] == dataset].iterrows()):
             a = _drawn(store, r)
             if "ladder_k" not in a:
@@ -83,7 +83,7 @@ def ladder_figure(store, df, out_dir):
         ax.set_xlabel("importance samples k (k = 1: the ELBO)")
         ax.set_ylabel("held-out log p(x) per image (nats)")
         ax.set_title(dataset)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
     caption = ("The log p(x) ladder on held-out images: grey lines are the Bernoulli "
                "mixtures' exact log-likelihoods by K (K = 1: independent pixels); each curve "
                "is a VAE's IWAE-k lower bound against k, starting from its ELBO at k = 1, "
@@ -113,7 +113,7 @@ def gaps_figure(store, df, out_dir):
             ax.errorbar(x, approx + amort, yerr=float(r[f"inference_gap_{part}_se"]),
                         color="black", capsize=3)
             labels.append((x, f"{part}\n{_label(r)}"))
-    ax.set_xticks([x for x, _ in labels], [t for _, t in labels], fontsize=6, rotation=30,
+    ax.set_xticks([x for x, _ in labels], [t for _, t in labels], fontsize=8, rotation=30,
                   ha="right")
     ax.set_ylabel("nats per image")
     ax.axhline(0.0, color="black", linewidth=0.8)
@@ -146,7 +146,7 @@ def learning_curves_figure(store, df, out_dir):
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{r.get('objective_name', 'bound')} per image (nats)")
         ax.set_title(f"{r['dataset']}: {_label(r)}", fontsize=8)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     caption = ("Learning curves: the training bound per image (the mean of the epoch's "
                "minibatch estimates) and the held-out bound per image after each epoch; the "
                "dashed line marks the epoch whose parameters were kept (early stopping).")

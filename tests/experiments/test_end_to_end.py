@@ -133,7 +133,12 @@ def test_figures_and_self_contained_report(run, capsys):
     html = (run / "report.html").read_text()
     for text in ("Setup", "Objectives and how they relate", "Results", "elbo_vi", "Figure 1"):
         assert text in md and text in html
-    n_figures = len(json.loads((figs / "index.json").read_text()))
+    index = json.loads((figs / "index.json").read_text())
+    n_figures = len(index)
+    # set for print: one or two journal columns wide, no text under 8 pt at that width
+    assert {f["width_in"] for f in index} <= {3.5, 7.0}
+    small = [(f["stem"], f["min_text_pt"]) for f in index if not f["min_text_pt"] >= 8]
+    assert not small, small
     assert html.count("src='data:image/png;base64,") == n_figures >= 7
     assert "src='figures" not in html and 'src="' not in html  # nothing outside the file
 
@@ -178,3 +183,56 @@ def test_numpyro_methods_through_the_cli_match_a_direct_call(write_config, tmp_p
     idata = az.from_netcdf(out / "cells" / r["key"] / "posterior.nc")
     assert "posterior" in idata.groups()
     assert np.isnan(table.loc["nuts", "elbo_vi"]) and np.isfinite(table.loc["nuts", "r_hat_max"])
+
+
+def _chromium_launcher():
+    """(playwright's sync_playwright, launch kwargs) for a headless Chromium, or a skip that
+    says what is missing: the playwright package (the test extra), or a browser (Debian's
+    ``chromium``, ``MIXBENCH_CHROMIUM=/path``, or one ``playwright install chromium`` put in
+    place)."""
+    import os
+    import shutil
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"]
+    path = os.environ.get("MIXBENCH_CHROMIUM") or next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    return sync_playwright, {"args": args, **({"executable_path": path} if path else {})}
+
+
+def test_report_loads_in_a_browser_with_every_image_and_caption(run):
+    """The report as a reader's browser shows it: every <img> decoded (naturalWidth > 0),
+    every figure with its numbered caption, as many figures as the index lists."""
+    sync_playwright, launch = _chromium_launcher()
+    if not (run / "report.html").exists():
+        assert main(["report", str(run)]) == 0
+    n_index = len(json.loads((run / "figures" / "index.json").read_text()))
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(**launch)
+        except Exception as err:  # no browser binary: playwright says which one it looked for
+            pytest.skip(f"no headless Chromium could be started: {str(err).splitlines()[0]}")
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((run / "report.html").resolve().as_uri(), wait_until="load")
+            images = page.evaluate(
+                "() => Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+            figures = page.evaluate(
+                "() => Array.from(document.querySelectorAll('figure')).map(f => "
+                "[f.querySelectorAll('img').length, "
+                "(f.querySelector('figcaption') || {innerText: ''}).innerText])")
+        finally:
+            browser.close()
+    assert not errors
+    assert len(images) == len(figures) == n_index >= 7
+    missing = [alt for alt, complete, width in images if not (complete and width > 0)]
+    assert not missing, f"images that did not load: {missing}"
+    for number, (n_img, caption) in enumerate(figures, start=1):
+        assert n_img == 1 and caption.startswith(f"Figure {number}.")
+        assert len(caption) > len(f"Figure {number}.") + 20, caption  # a caption, not a label

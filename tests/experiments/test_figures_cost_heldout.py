@@ -245,3 +245,14 @@ def test_no_failure_section_when_every_figure_draws(table, tmp_path, monkeypatch
     md = (store.root / "report.md").read_text()
     assert "failed to draw" not in md
     assert "cost.png" in md and "heldout_blobs.png" in md
+
+
+def test_every_built_in_method_has_its_own_colour():
+    from matplotlib.colors import to_hex
+
+    from experiments.figures.style import METHOD_ORDER, method_color
+    from experiments.methods import METHODS
+
+    assert set(METHODS) <= set(METHOD_ORDER), "a built-in method without a fixed place"
+    colours = [to_hex(method_color(m)) for m in METHOD_ORDER]
+    assert len(set(colours)) == len(colours)
