@@ -152,7 +152,7 @@ def run_case(case):
         # same shapes and static arguments as the timed fit: the compilation it pays is reused
         compile_s = quiet_fit(em_estimator(case, start, acceleration, tol=1e300, cert_tol=1e300),
                               X)
-        est, seconds = timed_fits(lambda: em_estimator(case, start, acceleration), X)
+        est, seconds = timed_fits(lambda a=acceleration: em_estimator(case, start, a), X)
         out[label] = {"steps": est.n_iter_, "seconds": seconds, "compile": compile_s,
                       "loglik": est.log_likelihood_ / len(X),
                       "objective": est.lower_bound_ / len(X), "certified": est.converged_,

@@ -411,6 +411,22 @@ class MixtureEM(DensityMixin, BaseEstimator):
                                  for name in params._fields if name not in family.fixed))
                      / np.sum(w))
 
+    def em_decomposition(self, X, n_steps=10, sample_weight=None):
+        """``n_steps`` iterations of plain EM (no prior, no reg_covar) from the fitted
+        parameters, each split into the M-step's gain and the KL its E-step closes (PRML fig.
+        9.14): em_reference.elbo.em_decomposition. Fit with ``max_iter=0`` to start from the
+        initialisation."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        w = check_sample_weight(sample_weight, X.shape[0])
+        check_int("n_steps", n_steps, 1)
+        family, params = self._family(), self._params()
+        center = getattr(self, "_center", None)
+        if center is not None:  # the same data relative to the same origin as the fit
+            X = X - center
+            params = family.translate(params, -center)
+        return elbo_lib.em_decomposition(X, w, params, family, n_steps)
+
     def log_joint_matrix(self, X):
         """log p(x_n, z_n = k | theta) = log pi_k + log p(x_n | theta_k): (N, K)."""
         check_is_fitted(self)

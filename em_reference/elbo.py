@@ -44,3 +44,32 @@ def log_marginal(log_joint, sample_weight=None):
 def posterior_responsibilities(log_joint):
     """p(z_n = k | x_n, theta): the E-step's q, which makes the KL zero. (N, K)."""
     return jnp.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+
+
+def em_decomposition(X, sample_weight, params, family, n_steps):
+    """PRML fig. 9.14 as numbers: n_steps iterations of plain EM (no prior, no regulariser)
+    from ``params`` = theta_0, each split into what its M-step and its E-step gain.
+
+    Iteration t: the E-step sets q_t = p(Z | X, theta_t), so ELBO(q_t, theta_t) = log p(X |
+    theta_t) (the KL is zero); the M-step raises the ELBO to ELBO(q_t, theta_t+1); the KL
+    KL(q_t || p(Z | X, theta_t+1)) opened by moving theta is what the next E-step closes:
+    log p(X | theta_t+1) = ELBO(q_t, theta_t+1) + KL. X (N, D), sample_weight (N,).
+
+    Returns {"log_likelihood": (n_steps + 1,) log p(X | theta_t), "elbo": (n_steps,)
+    ELBO(q_t, theta_t+1), "kl": (n_steps,) that KL}, as Python floats.
+    """
+    from em_reference.textbook import m_step
+
+    family = family.unregularised()
+    X, w = jnp.asarray(X), jnp.asarray(sample_weight, dtype=jnp.asarray(X).dtype)
+    log_lik, elbo, kl = [], [], []
+    log_joint = family.log_joint(X, params)
+    for _ in range(n_steps):
+        q = posterior_responsibilities(log_joint)                       # E-step: q_t
+        log_lik.append(float(log_marginal(log_joint, w)))
+        params = m_step(X, q * w[:, None], params, family, None)      # M-step: theta_t+1
+        log_joint = family.log_joint(X, params)
+        elbo.append(float(elbo_em(log_joint, q, w)))
+        kl.append(float(kl_to_posterior(log_joint, q, w)))
+    log_lik.append(float(log_marginal(log_joint, w)))
+    return {"log_likelihood": log_lik, "elbo": elbo, "kl": kl}

@@ -4,7 +4,8 @@ The metrics use these so that every method, whatever produced its parameters, is
 same code, and so that the suite has a third, plain implementation of the densities to check the
 other two against. Parameters follow em_reference's convention:
 Gaussian weights (K,), means (K, D), covariances full (K, D, D) | tied (D, D) | diag (K, D) |
-spherical (K,); Poisson weights (K,), rates (K, D); Bernoulli weights (K,), probs (K, D). Data X (N, D).
+spherical (K,); Poisson weights (K,), rates (K, D); Bernoulli weights (K,), probs (K, D).
+Data X (N, D).
 """
 
 from __future__ import annotations

@@ -478,7 +478,7 @@ def _kmeans_is_hard_em(blocks, records):
              f"{r['sklearn_kmeans_center_max_abs_diff']:.1e}",
              _num_text(r["kmeans_inertia"], 6), _num_text(r["sklearn_kmeans_inertia"], 6),
              f"{int(r['n_steps'])} / {int(r['sklearn_kmeans_n_iter'])}"] for r in rows]
-    blocks.table(["dataset", "K", "seed", "labels that differ", "max |centre difference|",
+    blocks.table(["dataset", "K", "seed", "labels that differ", "largest centre difference",
                   "inertia, hard EM", "inertia, KMeans", "iterations (hard EM / KMeans)"],
                  body)
     differ = [r for r in rows if r["sklearn_kmeans_label_mismatches"] > 0]

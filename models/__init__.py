@@ -17,7 +17,8 @@ from models.result import FitError, FitResult
 from models.vae import gmm_prior_vae, gmm_prior_vae_guide, vae, vae_guide
 from models.vi_fit import fit_vi
 
-__all__ = ["MLP", "EvidenceResult", "FitError", "FitResult", "active_units", "bernoulli_mixture", "elbo_per_point",
+__all__ = ["MLP", "EvidenceResult", "FitError", "FitResult", "active_units", "bernoulli_mixture",
+           "elbo_per_point",
            "evidence_per_point", "fit_map", "fit_nuts", "fit_vi", "fit_vi_minibatch",
            "gaussian_mixture", "gmm_prior_vae", "gmm_prior_vae_guide", "hard_assignments",
            "inference_gaps", "iwae_per_point", "local_variational_fit", "log_evidence",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .cost import cost_figure
 from .data import ok_rows, primary_groups
+from .decomposition import decomposition_figure
 from .estimates import forest_figure
 from .gaps import gaps_figure
 from .heldout import heldout_figure
@@ -58,6 +59,7 @@ def make_figures(store, df, out_dir, failures: list | None = None) -> list[Figur
             attempt(fn, dataset, store, dataset, rows, out_dir)
         attempt(heldout_figure, dataset, ok, dataset, rows, out_dir)
     attempt(elbo_figure, "", groups, out_dir)
+    attempt(decomposition_figure, "", ok, out_dir)
     attempt(selection_figure, "", ok, out_dir)
     attempt(gaps_figure, "", ok, out_dir)
     attempt(cost_figure, "", df, out_dir)

@@ -12,7 +12,9 @@ the optimum. ``em`` also runs a census of local optima: ``n_restarts`` further f
 random starts (``restart_init``), whose final objectives and certificates are stored in the
 row (``restart_objectives``, ``restart_certified``) for the report's table of distinct
 optima; the fit the row reports stays the one from the shared start, so that every method
-of a cell is compared from the same point.
+of a cell is compared from the same point. ``em`` also stores ``decomposition_steps``
+iterations of plain EM from that start split as in PRML fig. 9.14 (``em_decomposition``:
+log p(X | theta_t), the ELBO after each M-step and the KL each E-step closes).
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def restart_census(make, X, n_restarts, restart_init, seed) -> dict:
     """Columns of ``n_restarts`` EM fits from random starts (one vmapped fit): their final
     objectives (JSON list, EM's objective as lower_bound_), whether each is certified, and
     the seconds the census took (compilation included; not part of the row's wall_time,
-    which times the fit from the shared start alone). Empty when the estimator cannot report restarts one by one."""
+    which times the fit from the shared start alone). Empty when the estimator cannot report
+    restarts one by one."""
     est = make()
     params = est.get_params(deep=False) if hasattr(est, "get_params") else {}
     if n_restarts == 0 or not {"n_init", "init_params", "random_state"} <= set(params):
@@ -113,14 +116,33 @@ def restart_census(make, X, n_restarts, restart_init, seed) -> dict:
             "restart_census_time": seconds}
 
 
+def decomposition_column(problem, n_steps) -> dict:
+    """{"em_decomposition": JSON} of ``n_steps`` iterations of plain EM from the shared start,
+    each split into the M-step's gain and the KL its E-step closes (PRML fig. 9.14;
+    em_reference.elbo.em_decomposition), for the report's decomposition figure. Empty for
+    n_steps 0 or an estimator without ``em_decomposition``."""
+    if n_steps == 0:
+        return {}
+    est = problem.model.em_estimator(problem, prior=None, assignment="soft", tol=0.0,
+                                     max_iter=0, reg_covar=0.0)
+    if not hasattr(est, "em_decomposition"):
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter=0: "not converged" by design
+        est.fit(problem.X_train)
+    return {"em_decomposition": json.dumps(est.em_decomposition(problem.X_train, n_steps))}
+
+
 def _run(method, problem, objective_name, *, use_prior, assignment, acceleration, tol,
-         max_iter, reg_covar, n_restarts=0, restart_init="random_from_data"):
+         max_iter, reg_covar, n_restarts=0, restart_init="random_from_data",
+         decomposition_steps=0):
     model = problem.model
     make = _factory(problem, use_prior, assignment, acceleration, tol, max_iter, reg_covar)
     est, wall, compile_time = timed_fit(make, problem.X_train)
     extra = certificate_columns(est)
     extra.update(restart_census(make, problem.X_train, n_restarts, restart_init,
                                 problem.seed))
+    extra.update(decomposition_column(problem, decomposition_steps))
     diagnostics = {"gradient_norm": extra["gradient_norm"],
                    "distance_to_optimum": extra["distance_to_optimum"]}
     return make_fit(method, fitted_params(est, model.param_names), objective_name,
@@ -134,10 +156,12 @@ def _run(method, problem, objective_name, *, use_prior, assignment, acceleration
                              "a census of local optima from random restarts")
 def fit_em(problem, tol: NonNegative = 1e-10, max_iter: Count = 10_000,
            reg_covar: NonNegative = 1e-6, acceleration: Acceleration = "squarem",
-           n_restarts: NonNegativeInt = 10, restart_init: RestartInit = "random_from_data"):
+           n_restarts: NonNegativeInt = 10, restart_init: RestartInit = "random_from_data",
+           decomposition_steps: NonNegativeInt = 12):
     return _run("em", problem, "log_likelihood", use_prior=False, assignment="soft",
                 acceleration=acceleration, tol=tol, max_iter=max_iter, reg_covar=reg_covar,
-                n_restarts=n_restarts, restart_init=restart_init)
+                n_restarts=n_restarts, restart_init=restart_init,
+                decomposition_steps=decomposition_steps)
 
 
 @register_method("map_em", models=has_em, uses_prior=True, is_em=True,

@@ -123,7 +123,8 @@ def one_pass_core(family, ct, cache_features, chunk_size=None, n_restarts=1):
                          for a in init))
     # tol = 0: never stops early, so cert_tol and the coordinates' scale change nothing
     state = fit_em(batch, (jnp.asarray(X), jnp.asarray(w)), None, jnp.asarray(0.0),
-                   jnp.asarray(0.0), np.ones(X.shape[-1]), engine=FastEngine(fam, cache_features=cache_features), max_iter=N_ITER)
+                   jnp.asarray(0.0), np.ones(X.shape[-1]),
+                   engine=FastEngine(fam, cache_features=cache_features), max_iter=N_ITER)
     n_iter = int(state.n_iter[-1])
     out = {name: np.asarray(leaf[-1]) for name, leaf in zip(names, state.params)}
     out["lower_bounds_"] = np.asarray(state.trace[-1, :n_iter + 1])

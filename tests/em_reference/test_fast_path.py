@@ -142,8 +142,8 @@ def test_e_pass_objective_is_the_log_likelihood(ct):
 
 
 @pytest.mark.parametrize("d", [1, 2, 5])
-@pytest.mark.parametrize("family", [*(gaussian.GaussianFamily(ct, reg_covar=0.0) for ct in COV_TYPES),
-                                    poisson.PoissonFamily()])
+@pytest.mark.parametrize("family", [*(gaussian.GaussianFamily(ct, reg_covar=0.0)
+                                      for ct in COV_TYPES), poisson.PoissonFamily()])
 def test_feature_width_is_the_width_of_the_features(family, d):
     """feature_width (which sizes chunks and the feature cache) counts the columns that
     block_features really builds: 1 + D + D(D+1)/2 distinct moments (full, tied), 1 + 2D (diag,

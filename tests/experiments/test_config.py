@@ -17,8 +17,6 @@ methods = ["em"]
 
 
 def test_default_and_vae_grids_cover_every_dataset_and_method():
-    from experiments.cli import default_config_path
-
     cfg = load_config(default_config_path())
     vae = load_config(default_config_path().with_name("vae.toml"))
     # every dataset that a registered model can fit: the binary images in vae.toml (the

@@ -126,7 +126,7 @@ def test_figures_and_self_contained_report(run, capsys):
     figs = run / "figures"
     for stem in ("ellipses_generated", "certainty_generated", "traces_generated",
                  "estimates_generated", "elbo_comparison", "model_selection_em",
-                 "poisson_poisson_two_rates"):
+                 "em_decomposition", "poisson_poisson_two_rates"):
         assert (figs / f"{stem}.png").stat().st_size > 1000, stem
         assert (figs / f"{stem}.pdf").stat().st_size > 1000, stem
     md = (run / "report.md").read_text()
