@@ -64,7 +64,9 @@ report
     table_columns       ((column, header), ...) the report's tables add for this model
                         (default: RMSE of align_param vs truth and vs EM, its posterior sd).
     figure_hints        {hint: value} the figures read: "marginal" (grid (G,), params,
-                        covariance_type) -> (G,) density or pmf of 1-D data, "discrete" (the
+                        covariance_type, feature=0) -> (G,) density or pmf of one feature's
+                        marginal (the density figure of 1-D data, the posterior predictive
+                        check of every feature), "discrete" (the
                         marginal is a pmf), "marginal_stem" (its file name prefix),
                         "ellipses" (2-D Gaussian components: means and covariances).
     default_for_family  the model cells of that family get when a block names no model.

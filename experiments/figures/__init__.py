@@ -13,13 +13,15 @@ from .gaps import gaps_figure
 from .heldout import heldout_figure
 from .marginals import marginal_figure
 from .objectives import elbo_figure
+from .ppc import ppc_figure
 from .scatter import certainty_figure, ellipses_figure
 from .selection import selection_figure
 from .style import FigureInfo
 from .traces import traces_figure
 from .vae import FIGURES as VAE_FIGURES
 
-PER_DATASET = (ellipses_figure, certainty_figure, marginal_figure, traces_figure, forest_figure)
+PER_DATASET = (ellipses_figure, certainty_figure, marginal_figure, ppc_figure, traces_figure,
+               forest_figure)
 
 
 @dataclass(frozen=True)

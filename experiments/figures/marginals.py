@@ -19,7 +19,7 @@ def marginal_figure(store, dataset, rows, out_dir):
         return None
     discrete = bool(hints.get("discrete"))
     x = X[:, 0]
-    fig, axes = new_figure(1, 1, width=6.0, height=3.6)
+    fig, axes = new_figure(1, 1, width=7.0, height=4.0)
     ax = axes[0, 0]
     if discrete:
         grid = np.arange(0, int(x.max()) + 3)
@@ -48,7 +48,8 @@ def marginal_figure(store, dataset, rows, out_dir):
         ax.plot(grid, density(grid, ds.truth, truth=True), label="truth", **TRUTH_STYLE)
     ax.set_xlabel(axis_label(ds.feature_names[0], ds.units[0]))
     ax.set_ylabel(ylabel)
-    ax.legend(loc="upper right", ncol=2)
+    # below the axes: inside, the legend covers the data's histogram
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
     kind = "counts with each method's fitted mixture pmf" if discrete else \
         "values (density histogram) with each method's fitted mixture density"
     caption = (f"{dataset} (K={int(first['n_components'])}): training {kind}"

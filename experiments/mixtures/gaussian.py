@@ -94,11 +94,13 @@ def full_form(params, covariance_type, n_features):
         params["covariances"], covariance_type, k, n_features)}
 
 
-def marginal_density(grid, params, covariance_type):
-    """Mixture density of 1-D data at ``grid`` (G,)."""
+def marginal_density(grid, params, covariance_type, feature=0):
+    """Density at ``grid`` (G,) of feature ``feature``'s marginal (a 1-D Gaussian mixture)."""
     w = np.asarray(params["weights"])
-    mu = np.asarray(params["means"]).reshape(-1)
-    var = densities.full_covariances(params["covariances"], covariance_type, len(w), 1)[:, 0, 0]
+    means = np.asarray(params["means"]).reshape(len(w), -1)
+    mu = means[:, feature]
+    var = densities.full_covariances(params["covariances"], covariance_type, len(w),
+                                     means.shape[1])[:, feature, feature]
     return (w[:, None] * stats.norm.pdf(grid[None, :], mu[:, None], np.sqrt(var)[:, None])).sum(0)
 
 

@@ -60,9 +60,11 @@ def em_estimator(problem, *, prior, assignment, tol, max_iter, reg_covar):
                             prior=prior, assignment=assignment, random_state=problem.seed)
 
 
-def marginal_pmf(grid, params, covariance_type):
-    """Mixture pmf of 1-D counts at the integers ``grid`` (G,)."""
-    w, r = np.asarray(params["weights"]), np.asarray(params["rates"]).reshape(-1)
+def marginal_pmf(grid, params, covariance_type, feature=0):
+    """pmf at the integers ``grid`` (G,) of feature ``feature``'s counts (a 1-D Poisson
+    mixture: the features are independent within a component)."""
+    w = np.asarray(params["weights"])
+    r = np.asarray(params["rates"]).reshape(len(w), -1)[:, feature]
     return (w[:, None] * stats.poisson.pmf(grid[None, :], r[:, None])).sum(0)
 
 
