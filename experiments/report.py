@@ -31,18 +31,18 @@ from .methods import METHODS
 from .store import ResultStore, atomic_write_text
 
 # the columns of every table; each model's own (ModelEntry.table_columns: its RMSEs and
-# posterior sd, a local-latent model's estimates) go after BIC
+# posterior sd, a local-latent model's estimates) go after ICL
 TABLE_COLUMNS = (
     ("n_components", "K"), ("covariance_type", "cov"), ("method", "method"),
     ("log_likelihood_train", "log_likelihood train"),
     ("log_likelihood_test_per_point", "log_likelihood held-out / point"),
     ("log_joint", "log_joint"), ("elbo_em", "elbo_em"), ("elbo_vi", "elbo_vi"),
     ("log_evidence", "log_evidence"), ("kl_gap", "kl_gap"),
-    ("ari", "ARI"), ("bic", "BIC"),
+    ("ari", "ARI"), ("bic", "BIC"), ("aic", "AIC"), ("icl", "ICL"),
 )
 TABLE_TAIL = (("r_hat_max", "r_hat max"), ("gradient_norm", "gradient norm / sample"),
               ("n_steps", "steps"), ("fit_status", "fit status"),
-              ("wall_time", "wall s"), ("compile_time", "compile s"))
+              ("wall_time", "wall s"), ("compile_time", "compile s"), ("run_time", "run s"))
 
 # the marker a row's method gets in every table when its fit is not certified
 STATUS_MARKERS = {"failed_to_mix": "†", "not_converged": "‡"}

@@ -81,6 +81,17 @@ def new_figure(nrows=1, ncols=1, width=6.4, height=4.0, **kw):
     return fig, axes
 
 
+def symlog_y(ax, linthresh=1.0):
+    """A symmetric log y axis from 0 with plain-number ticks (0, 1, 10, 100, ...)."""
+    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
+
+    ax.set_yscale("symlog", linthresh=linthresh)
+    ax.set_ylim(bottom=-0.3 * linthresh)
+    ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=linthresh))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1
+                                               else f"{v:g}"))
+
+
 def symlog_axis(ax, linthresh=1.0):
     """A symmetric log x axis whose ticks are plain numbers (-50, -20, -10, ... 0), at 1, 2
     and 5 per decade when the data span at most three decades, else at powers of ten: a gap
