@@ -14,7 +14,7 @@ from .heldout import heldout_figure
 from .marginals import marginal_figure
 from .objectives import elbo_figure
 from .ppc import ppc_figure
-from .scatter import certainty_figure, ellipses_figure
+from .scatter import certainty_figure, covariance_types_figure, ellipses_figure
 from .selection import selection_figure
 from .style import FigureInfo
 from .traces import traces_figure
@@ -53,7 +53,9 @@ def make_figures(store, df, out_dir, failures: list | None = None) -> list[Figur
                 failures.append(FigureFailure(fn.__name__, dataset,
                                               f"{type(exc).__name__}: {message}"))
             return
-        if info is not None:
+        if isinstance(info, list):  # a figure function drawing one figure per dataset
+            figures.extend(info)
+        elif info is not None:
             figures.append(info)
 
     for dataset, rows in groups:
@@ -62,6 +64,7 @@ def make_figures(store, df, out_dir, failures: list | None = None) -> list[Figur
         attempt(heldout_figure, dataset, ok, dataset, rows, out_dir)
     attempt(elbo_figure, "", groups, out_dir)
     attempt(decomposition_figure, "", ok, out_dir)
+    attempt(covariance_types_figure, "", store, ok, out_dir)
     attempt(selection_figure, "", ok, out_dir)
     attempt(gaps_figure, "", ok, out_dir)
     attempt(cost_figure, "", df, out_dir)
