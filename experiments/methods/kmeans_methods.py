@@ -16,7 +16,6 @@ covariances are that variance laid out in the cell's covariance type, so every p
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -24,7 +23,7 @@ import numpy as np
 from em_reference.config import one_native_thread
 
 from ..specs import Count
-from .em_methods import certificate_columns
+from .em_methods import certificate_columns, timed_fit
 from .registry import make_fit, register_method
 
 
@@ -75,15 +74,7 @@ def fit_kmeans(problem, max_iter: Count = 10_000):
             reg_covar=0.0, weights_init=np.full(k, 1.0 / k), means_init=centers,
             precisions_init=np.full(k, 1.0 / variance), fixed_params=("weights", "covariances"))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: recorded in fit_status
-        est = make()
-        start = time.perf_counter()
-        est.fit(X)
-        wall = time.perf_counter() - start
-        start = time.perf_counter()
-        make().fit(X)
-        compile_time = max(wall - (time.perf_counter() - start), 0.0)
+    est, wall, compile_time = timed_fit(make, X)
     km = sklearn_lloyd(X, centers, max_iter)
     labels = est.predict(X)
     inertia = float(((X - est.means_[labels]) ** 2).sum())
