@@ -68,7 +68,9 @@ report
                         marginal (the density figure of 1-D data, the posterior predictive
                         check of every feature), "discrete" (the
                         marginal is a pmf), "marginal_stem" (its file name prefix),
-                        "ellipses" (2-D Gaussian components: means and covariances).
+                        "ellipses" (2-D Gaussian components: means and covariances),
+                        "forest_arrays" ((arrays, covariance_type) -> the arrays the
+                        estimates figure draws, e.g. variances for covariances).
     default_for_family  the model cells of that family get when a block names no model.
 """
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..densities import full_covariances
-from .data import arrays_of, dataset_of, k_text
+from .data import arrays_of, dataset_of, hints_of, k_text
 from .style import is_certified, line_style, marker_style, method_color, new_figure, save, \
     sort_methods, status_label, uncertified_note
 
@@ -25,21 +24,6 @@ def _entries(value, name):
     value = np.asarray(value)
     labels = [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(value.shape)]
     return labels, value.reshape(-1)
-
-
-def with_variances(arrays, covariance_type):
-    """``arrays`` with the covariances replaced by the variances (K, D) (point (K, ...) or
-    draws (S, K, ...)): every covariance type has them, and they share the data's units."""
-    out = {k: v for k, v in arrays.items() if k != "covariances"}
-    if "covariances" not in arrays or "means" not in arrays:
-        return out
-    means = np.asarray(arrays["means"])
-    batched = means.ndim == 3
-    k, d = means.shape[-2:]
-    covs = np.asarray(arrays["covariances"])
-    one = lambda c: np.diagonal(full_covariances(c, covariance_type, k, d), axis1=1, axis2=2)  # noqa: E731
-    out["variances"] = np.stack([one(c) for c in covs]) if batched else one(covs)
-    return out
 
 
 def reference_of(fits, rows, methods):
@@ -72,10 +56,12 @@ def forest_figure(store, dataset, rows, out_dir):
     ds, X = dataset_of(first)
     X = np.asarray(X, float)
     ct = first["covariance_type"] if isinstance(first["covariance_type"], str) else ""
+    # the model's arrays as drawn (the Gaussian's covariances as variances, say)
+    drawn = hints_of(first).get("forest_arrays", lambda arrays, covariance_type: arrays)
     methods = sort_methods(rows["method"].unique())
     by_method = rows.set_index("method")
-    fits = {m: (with_variances(arrays_of(store, by_method.loc[m, "key"], "aligned"), ct),
-                with_variances(arrays_of(store, by_method.loc[m, "key"], "sample"), ct))
+    fits = {m: (drawn(arrays_of(store, by_method.loc[m, "key"], "aligned"), ct),
+                drawn(arrays_of(store, by_method.loc[m, "key"], "sample"), ct))
             for m in methods}
     ref_name, ref = reference_of(fits, rows, methods)
     names = {n for f in fits.values() for n in f[0]} & set(ref)
@@ -109,7 +95,7 @@ def forest_figure(store, dataset, rows, out_dir):
             ax.plot(values, y, "o", color=color, markersize=3.5,
                     label=status_label(method, row) if ax is axes.flat[0] else None,
                     **marker_style(row))
-        truth = with_variances(ds.truth, "full") if ds.truth is not None else None
+        truth = drawn(ds.truth, "full") if ds.truth is not None else None
         if truth is not None and name in truth and np.size(truth[name]) == len(base):
             t = (np.asarray(truth[name], float).reshape(-1) - base) / scale
             ax.plot(t, np.arange(len(t))[::-1], "x", color="black", markersize=6,

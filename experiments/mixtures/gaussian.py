@@ -104,6 +104,26 @@ def marginal_density(grid, params, covariance_type, feature=0):
     return (w[:, None] * stats.norm.pdf(grid[None, :], mu[:, None], np.sqrt(var)[:, None])).sum(0)
 
 
+def forest_arrays(arrays, covariance_type):
+    """``arrays`` as the estimates figure draws them: the covariances replaced by the
+    variances (K, D) (point (K, ...) or draws (S, K, ...)), which every covariance type has
+    and which share the data's units."""
+    out = {k: v for k, v in arrays.items() if k != "covariances"}
+    if "covariances" not in arrays or "means" not in arrays:
+        return out
+    means = np.asarray(arrays["means"])
+    k, d = means.shape[-2:]
+
+    def variances(c):
+        return np.diagonal(densities.full_covariances(c, covariance_type, k, d), axis1=1,
+                           axis2=2)
+
+    covs = np.asarray(arrays["covariances"])
+    out["variances"] = (np.stack([variances(c) for c in covs]) if means.ndim == 3
+                        else variances(covs))
+    return out
+
+
 register_model(
     "gaussian_mixture", numpyro_model="models:gaussian_mixture", data_family="gaussian",
     description="Gaussian mixture, (weights, means, covariances), conjugate Dirichlet-NIW prior.",
@@ -114,4 +134,5 @@ register_model(
     build_prior=build_prior,
     initial_values=initial_values, em_estimator=em_estimator, cavi_estimator=cavi_estimator,
     log_joint_matrix=densities.gaussian_log_joint_matrix, n_params=n_params,
-    figure_hints={"marginal": marginal_density, "ellipses": True}, default_for_family=True)
+    figure_hints={"marginal": marginal_density, "ellipses": True,
+                  "forest_arrays": forest_arrays}, default_for_family=True)
