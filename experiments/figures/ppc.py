@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import arrays_of, dataset_of, hints_of, k_text
-from .style import axis_label, method_color, new_figure, save
+from .style import axis_label, is_certified, method_color, new_figure, save
 
 POSTERIOR_PREFERENCE = ("nuts", "vi_full_rank", "vi_low_rank", "vi_mean_field", "cavi",
                         "sklearn_vb")
@@ -31,8 +31,7 @@ def posterior_source(store, rows):
         if not len(sel):
             continue
         row = sel.iloc[0]
-        status = row.get("fit_status")
-        if isinstance(status, str) and status != "ok":
+        if not is_certified(row):
             continue  # a chain that did not mix is never the posterior shown
         draws = arrays_of(store, row["key"], "sample")
         if draws.get("weights") is not None and len(draws["weights"]):
@@ -68,9 +67,7 @@ def bin_probabilities(mixture, params, ct, feature, bins, discrete, n_features):
         return density(bins)
     from scipy.integrate import simpson
 
-    edges = bins
-
-    fine = np.linspace(edges[:-1], edges[1:], 17, axis=1)  # (B, 17)
+    fine = np.linspace(bins[:-1], bins[1:], 17, axis=1)  # (B, 17), bins = the edges
     values = density(fine.reshape(-1)).reshape(fine.shape)
     return simpson(values, x=fine, axis=1)
 

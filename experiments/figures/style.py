@@ -81,30 +81,30 @@ def new_figure(nrows=1, ncols=1, width=6.4, height=4.0, **kw):
     return fig, axes
 
 
-def symlog_y(ax, linthresh=1.0):
-    """A symmetric log y axis from 0 with plain-number ticks (0, 1, 10, 100, ...)."""
+def _plain_symlog_ticks(axis, linthresh, subs=(1.0,)):
+    """Ticks of a symlog ``axis`` at ``subs`` per decade, written as plain numbers."""
     from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
 
+    axis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=linthresh, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1
+                                           else f"{v:g}"))
+
+
+def symlog_y(ax, linthresh=1.0):
+    """A symmetric log y axis from 0 with plain-number ticks (0, 1, 10, 100, ...)."""
     ax.set_yscale("symlog", linthresh=linthresh)
     ax.set_ylim(bottom=-0.3 * linthresh)
-    ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=linthresh))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1
-                                               else f"{v:g}"))
+    _plain_symlog_ticks(ax.yaxis, linthresh)
 
 
 def symlog_axis(ax, linthresh=1.0):
     """A symmetric log x axis whose ticks are plain numbers (-50, -20, -10, ... 0), at 1, 2
     and 5 per decade when the data span at most three decades, else at powers of ten: a gap
     of 40 nats is read off the axis, not guessed between -10^1 and -10^2."""
-    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
-
     ax.set_xscale("symlog", linthresh=linthresh)
     low, high = ax.get_xlim()
     decades = np.log10(max(abs(low), abs(high), linthresh) / linthresh)
-    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
-    ax.xaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=linthresh, subs=subs))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1
-                                               else f"{v:g}"))
+    _plain_symlog_ticks(ax.xaxis, linthresh, (1.0, 2.0, 5.0) if decades <= 3 else (1.0,))
     ax.tick_params(axis="x", labelrotation=30)
 
 
