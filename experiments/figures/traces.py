@@ -1,73 +1,201 @@
-"""Objective per iteration: EM's monotone objective beside the SVI loss of MAP/MLE/VI."""
+"""Convergence per iteration, each method against a reference it can be judged by: EM's gap
+to its own final objective, the SVI point estimates' gap to EM's optimum of the same
+objective, and VI's running ELBO estimate beside its final many-sample estimate and noise."""
 
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .data import k_text, trace_of
-from .style import line_style, method_color, new_figure, save, sort_methods, status_label, \
-    uncertified_note
+from .style import is_certified, line_style, method_color, new_figure, save, sort_methods, \
+    status_label, symlog_y, uncertified_note
 
-FLOOR = 1e-3  # nats: differences below are drawn at the floor
-SMOOTH = 25
-
+EM_METHODS = ("em", "map_em", "hard_em")
+FLOOR = 1e-10  # nats: gaps below (rounding of a converged objective) are drawn at the floor
+SMOOTH = 25  # steps in VI's running mean
+TIE = 1e-8  # relative gap within which an SVI estimate is at EM's optimum (float64 rounding)
+# the EM method whose optimum judges an SVI point estimate of the same objective, and the
+# table column holding that optimum
+REFERENCES = {"log_likelihood": ("em", "log_likelihood_train"),
+              "log_joint": ("map_em", "log_joint")}
 EM_OBJECTIVES = {"log_likelihood": "log p(X | θ)", "log_joint": "log p(X, θ)",
                  "classification_log_likelihood": "Σ max_k log p(x, z=k | θ)"}
 
 
-def traces_figure(store, dataset, rows, out_dir):
-    em_rows = rows[rows["method"].isin(["em", "map_em", "hard_em"])]
-    svi_rows = rows[rows["objective_name"].isin(["log_joint", "log_likelihood", "elbo_vi"])
-                    & ~rows["method"].isin(["em", "map_em", "hard_em", "sklearn_em"])]
-    if em_rows.empty and svi_rows.empty:
+def em_gaps(trace):
+    """(T,) objective per EM iteration -> (T - 1,) its final value minus each earlier one."""
+    trace = np.asarray(trace, dtype=float)
+    return trace[-1] - trace[:-1]
+
+
+def first_decrease(trace, tol=1e-9):
+    """The first iteration at which ``trace`` (T,) fell by more than ``tol`` times its scale,
+    or None when it never decreased."""
+    trace = np.asarray(trace, dtype=float)
+    drops = np.flatnonzero(np.diff(trace) < -tol * max(1.0, float(np.abs(trace).max())))
+    return int(drops[0]) + 1 if drops.size else None
+
+
+def reference_optimum(rows, objective_name):
+    """(value, method) of the certified EM optimum of ``objective_name`` among ``rows`` (one
+    cell group), or None when the group has none."""
+    method, column = REFERENCES.get(objective_name, (None, None))
+    if method is None or column not in rows:
         return None
-    fig, axes = new_figure(1, 2, width=8.0, height=4.2)
-    ax = axes[0, 0]
+    ref = rows[rows["method"] == method]
+    if ref.empty or not is_certified(ref.iloc[0]) or not np.isfinite(ref.iloc[0][column]):
+        return None
+    return float(ref.iloc[0][column]), method
+
+
+def running_mean(trace, window=SMOOTH):
+    """(T,) one-sample estimates -> (T - window + 1,) their running mean over ``window``."""
+    return np.convolve(np.asarray(trace, dtype=float), np.ones(window) / window, mode="valid")
+
+
+def running_mean_noise(trace, window=SMOOTH):
+    """The standard deviation of a ``window``-step mean of the last fifth of ``trace`` (T,),
+    read from its scatter there (the estimates' noise once the optimiser has settled)."""
+    tail = np.asarray(trace, dtype=float)[-max(len(trace) // 5, 2):]
+    return float(np.std(tail, ddof=1) / np.sqrt(window))
+
+
+def _legend_below(ax):
+    if ax.get_legend_handles_labels()[0]:
+        # below the panel: inside, it hides the traces it explains
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), fontsize=8)
+
+
+def _em_panel(ax, store, em_rows):
+    """Gap to the final objective per EM iteration; returns the sentences on decreases."""
+    notes = []
     for method in sort_methods(em_rows["method"]):
         row = em_rows[em_rows["method"] == method].iloc[0]
         t = trace_of(store, row["key"])
-        if t.size:
-            ax.plot(np.arange(len(t)), t, marker=".", color=method_color(method),
-                    label=f"{status_label(method, row)}: "
-                          f"{EM_OBJECTIVES.get(row['objective_name'], '')}", **line_style(row))
+        t = t[np.isfinite(t)]
+        if t.size < 2:
+            continue
+        ax.plot(np.arange(t.size - 1), np.maximum(em_gaps(t), FLOOR), marker=".",
+                color=method_color(method), label=f"{status_label(method, row)}: "
+                f"{EM_OBJECTIVES.get(row['objective_name'], '')}", **line_style(row))
+        drop = first_decrease(t)
+        if drop is not None:
+            notes.append(f"{method}'s objective decreased at iteration {drop}")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("EM iteration")
-    ax.set_ylabel("objective (nats)")
-    ax.set_title("EM: objective never decreases")
-    if ax.get_legend_handles_labels()[0]:
-        # below the panel: inside, it hides the traces it explains
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
-    ax = axes[0, 1]
-    for method in sort_methods(svi_rows["method"]):
-        row = svi_rows[svi_rows["method"] == method].iloc[0]
+    ax.set_ylabel("final objective − objective (nats)")
+    ax.set_title("EM")
+    _legend_below(ax)
+    return notes
+
+
+def _point_panel(ax, store, rows, point_rows):
+    """Gap of each SVI point estimate's objective to EM's optimum of the same objective;
+    returns "method: final gap" per method drawn."""
+    endings = []
+    for method in sort_methods(point_rows["method"]):
+        row = point_rows[point_rows["method"] == method].iloc[0]
         t = trace_of(store, row["key"])
         t = t[np.isfinite(t)]
-        if t.size:
-            steps = np.arange(1, len(t) + 1)
-            excess = np.maximum(t.max() - t, FLOOR)  # loss minus its smallest value
-            color = method_color(method)
-            label = f"{status_label(method, row)}: −{row['objective_name']}"
-            if row["objective_name"] == "elbo_vi" and len(t) > 2 * SMOOTH:
-                ax.plot(steps, excess, color=color, linewidth=0.5, alpha=0.3)
-                smooth = np.convolve(t, np.ones(SMOOTH) / SMOOTH, mode="valid")
-                ax.plot(steps[SMOOTH - 1:], np.maximum(t.max() - smooth, FLOOR), color=color,
-                        linewidth=1.2, label=label + f" ({SMOOTH}-step mean)",
-                        **line_style(row))
-            else:
-                ax.plot(steps, excess, color=color, linewidth=1.2, label=label,
-                        **line_style(row))
+        if not t.size:
+            continue
+        ref = reference_optimum(rows, row["objective_name"])
+        if ref is None:
+            value, against = float(t.max()), "its own best"
+        else:
+            value, against = ref
+        gap = value - t
+        final = float(gap[-1])
+        if abs(final) <= TIE * max(1.0, abs(value)):
+            ends = f"at {against} ({abs(final):.1g})"
+        else:
+            ends = f"{abs(final):.2g} {'below' if final > 0 else 'above'} {against}"
+        ax.plot(np.arange(1, t.size + 1), np.maximum(gap, FLOOR), color=method_color(method),
+                linewidth=1.2, label=f"{status_label(method, row)}: {ends}", **line_style(row))
+        endings.append(f"{method} {ends}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_ylim(bottom=FLOOR / 2)
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("SVI loss − its minimum (nats)")
-    ax.set_title("SVI: loss = −objective, noisy for VI")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
+    ax.set_ylabel("EM's optimum − objective (nats)")
+    ax.set_title("MAP / MLE by SVI")
+    _legend_below(ax)
+    return endings
+
+
+def _vi_panel(ax, store, vi_rows):
+    """VI's running-mean ELBO estimate minus its final many-sample estimate, with the band of
+    the running mean's noise; returns that noise (nats, the largest over the methods)."""
+    noise = 0.0
+    for method in sort_methods(vi_rows["method"]):
+        row = vi_rows[vi_rows["method"] == method].iloc[0]
+        t = trace_of(store, row["key"])
+        t = t[np.isfinite(t)]
+        if t.size <= 2 * SMOOTH:
+            continue
+        final = float(row["elbo_vi"]) if np.isfinite(row.get("elbo_vi", np.nan)) else float(
+            np.mean(t[-len(t) // 5:]))
+        steps = np.arange(1, t.size + 1)
+        color = method_color(method)
+        ax.plot(steps, t - final, color=color, linewidth=0.5, alpha=0.25)
+        ax.plot(steps[SMOOTH - 1:], running_mean(t) - final, color=color, linewidth=1.2,
+                label=status_label(method, row), **line_style(row))
+        noise = max(noise, running_mean_noise(t))
+    if noise > 0:
+        ax.axhspan(-2 * noise, 2 * noise, color="0.85", zorder=0, label=f"±{2 * noise:.2g} nats")
+        ax.set_xscale("log")
+        low = max(min(line.get_ydata().min() for line in ax.get_lines()), -1e4)
+        linthresh = 10.0 ** np.ceil(np.log10(2 * noise))  # the band sits in the linear part
+        symlog_y(ax, linthresh=linthresh)
+        ax.set_ylim(1.2 * min(low, -linthresh), 3 * linthresh)
+        decades = np.arange(int(np.log10(max(-low, linthresh) / linthresh)) + 1)
+        ax.set_yticks(sorted({0.0, linthresh, *(-linthresh * 10.0 ** decades)}))
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("ELBO estimate − final ELBO (nats)")
+    ax.set_title("VI by SVI")
+    _legend_below(ax)
+    return noise
+
+
+def traces_figure(store, dataset, rows, out_dir):
+    em_rows = rows[rows["method"].isin(EM_METHODS)]
+    svi = rows[~rows["method"].isin(EM_METHODS + ("sklearn_em",))]
+    point_rows = svi[svi["objective_name"].isin(list(REFERENCES))]
+    vi_rows = svi[svi["objective_name"] == "elbo_vi"]
+    panels = [p for p, r in (("em", em_rows), ("point", point_rows), ("vi", vi_rows))
+              if not r.empty]
+    if not panels:
+        return None
+    fig, axes = new_figure(1, len(panels), width=7.0, height=3.3)
+    notes, endings, noise = [], [], 0.0
+    for ax, panel in zip(axes[0], panels):
+        if panel == "em":
+            notes = _em_panel(ax, store, em_rows)
+        elif panel == "point":
+            endings = _point_panel(ax, store, rows, point_rows)
+        else:
+            noise = _vi_panel(ax, store, vi_rows)
     k = k_text(rows.iloc[0])
-    caption = (f"{dataset} ({k}): left, EM's objective per iteration (log-likelihood for em "
-               "and hard_em's classification log-likelihood, log joint for map_em), monotone by "
-               "construction; right, the loss NumPyro's optimiser minimises per step (−log "
-               "joint for MAP, −log-likelihood for MLE, a one-sample −ELBO for VI) minus its "
-               "smallest value (floored at 10⁻³ nats), on log axes; VI's one-sample estimates "
-               "are drawn faint, with their 25-step running mean." + uncertified_note(rows))
+    parts = []
+    if "em" in panels:
+        parts.append("EM's objective per iteration (log-likelihood for em, log joint for "
+                     "map_em, hard_em's classification log-likelihood) as its gap to the final "
+                     "value, on a log axis: "
+                     + ("; ".join(notes) + " (not monotone)" if notes
+                        else "it never decreased")
+                     + f"; gaps below {FLOOR:g} nats are drawn at that floor")
+    if "point" in panels:
+        parts.append("the objective NumPyro's optimiser maximises per step (log joint for "
+                     "MAP, log-likelihood for MLE) as its gap to the certified EM optimum of "
+                     "the same objective in the same cell (map_em, em), so a plateau above "
+                     "the floor is a gap that SVI did not close (final gaps in nats, 'at' "
+                     f"within {TIE:g} relative: " + ", ".join(endings) + ")")
+    if "vi" in panels:
+        parts.append(f"VI's one-sample ELBO estimates (faint) and their {SMOOTH}-step mean "
+                     "(bold) minus the final many-sample ELBO estimate; the grey band is ±2 "
+                     f"standard deviations of that mean (±{2 * noise:.2g} nats, from its "
+                     "scatter over the last fifth of the steps): inside it, differences are noise")
+    caption = f"{dataset} ({k}): " + "; ".join(
+        f"({chr(ord('a') + i)}) {p}" for i, p in enumerate(parts)) + "." + uncertified_note(rows)
     return save(fig, out_dir, f"traces_{dataset}", caption)
