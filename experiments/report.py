@@ -118,6 +118,17 @@ def table_columns(models) -> tuple:
     extra.sort(key=lambda c: next((v for k, v in order.items() if c[0].endswith(k)), 2))
     return TABLE_COLUMNS + tuple(extra) + TABLE_TAIL
 
+def dataset_columns(rows) -> tuple:
+    """The columns of one dataset's results table: table_columns of its models, with the seed
+    after K, the covariance type and the method where the rows hold more than one seed (else
+    rows differing only in their seed would look like repeats)."""
+    columns = table_columns(rows["model"].unique())
+    if rows["seed"].nunique() > 1:
+        at = [c for c, _ in columns].index("method") + 1
+        columns = columns[:at] + (("seed", "seed"),) + columns[at:]
+    return columns
+
+
 OBJECTIVES = """\
 All log densities are in nats and summed over the data, with every constant included (the
 log x! of the Poisson pmf too), so numbers from different methods are directly comparable
@@ -633,9 +644,10 @@ def write_report(out) -> Path:
     blocks.h(2, "Objectives and how they relate")
     blocks.md(OBJECTIVES)
     blocks.h(2, "Results")
-    blocks.p("One row per finished cell (seed, dataset parameters and all further columns are "
-             "in `results.csv`). Log densities in nats; RMSEs after label alignment (Hungarian "
-             "matching on the means/rates); times in seconds, compile time included in wall.")
+    blocks.p("One row per finished cell (dataset parameters and all further columns are in "
+             "`results.csv`; the seed is shown where a dataset has more than one). Log "
+             "densities in nats; RMSEs after label alignment (Hungarian matching on the "
+             "means/rates); times in seconds, compile time included in wall.")
     ok = df[df["status"] == "ok"]
     for dataset, rows in ok.groupby("dataset", sort=True):
         blocks.h(3, dataset)
@@ -643,7 +655,7 @@ def write_report(out) -> Path:
             {m: i for i, m in enumerate(sort_methods(rows["method"].unique()))}))
         rows = rows.sort_values(["n_components", "covariance_type", "_m", "seed"])
         rows, note = mark_methods(rows)
-        blocks.table(*_table(rows, table_columns(rows["model"].unique())))
+        blocks.table(*_table(rows, dataset_columns(rows)))
         if note:
             blocks.p(note)
         exceeding = exceeding_bounds_note(rows)

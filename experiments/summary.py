@@ -90,7 +90,7 @@ def _labeller(rows: list[dict]):
     show = {c: _varying(rows, c) for c in ("model", "dataset_params", "covariance_type",
                                             "seed", "held_out_fraction")}
 
-    def label(row: dict, with_k: bool = True) -> str:
+    def label(row: dict, with_k: bool = True, with_seed: bool = True) -> str:
         parts = []
         if show["model"]:
             parts.append(str(row.get("model")))
@@ -100,7 +100,7 @@ def _labeller(rows: list[dict]):
             parts.append(f"K={_k(row)}")
         if show["covariance_type"] and row.get("covariance_type"):
             parts.append(str(row["covariance_type"]))
-        if show["seed"]:
+        if show["seed"] and with_seed:
             parts.append(f"seed {row.get('seed')}")
         if show["held_out_fraction"]:
             parts.append(f"held-out share {row.get('held_out_fraction')}")
@@ -322,14 +322,48 @@ def selections(rows: list[dict]) -> list[dict]:
     return out
 
 
-def selection_sentence(sel: dict, label_no_k: str, name) -> str:
-    row = sel["rows"][0]
-    picks = ", ".join(f"{title} picks K={sel['picks'][col]}" for col, title in CRITERIA
-                      if col in sel["picks"])
-    where = f"`{name(row)}`" + (f" ({label_no_k})" if label_no_k else "")
-    text = f"{where}: {picks}, of K = {', '.join(map(str, sel['ks']))} (lowest is best)"
-    if sel["left_out"]:
-        text += f"; K={', '.join(map(str, sel['left_out']))} left out (not certified)"
+def seed_groups(sels: list[dict]) -> list[list[dict]]:
+    """The selections of ``selections`` grouped over seeds: one list per (problem without K
+    and seed, method), sorted by seed."""
+    groups: dict[str, list[dict]] = {}
+    for sel in sels:
+        row = dict(sel["rows"][0], seed=None)
+        groups.setdefault(_selection_key(row), []).append(sel)
+    return [sorted(g, key=lambda sel: str(sel["rows"][0].get("seed"))) for g in groups.values()]
+
+
+def _seeds_text(seeds) -> str:
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
+def selection_sentence(sels: list[dict], label, name) -> str:
+    """One sentence on the K each criterion picks for one seed group (seed_groups): the K
+    alone where every seed agrees, else each K with the seeds that pick it."""
+    row = sels[0]["rows"][0]
+    seeds = [sel["rows"][0].get("seed") for sel in sels]
+    picks = []
+    for col, title in CRITERIA:
+        by_k: dict = {}
+        for sel, seed in zip(sels, seeds):
+            if col in sel["picks"]:
+                by_k.setdefault(sel["picks"][col], []).append(seed)
+        if len(by_k) == 1:
+            picks.append(f"{title} picks K={next(iter(by_k))}")
+        elif by_k:
+            picks.append(f"{title} picks " + ", ".join(
+                f"K={k} ({_seeds_text(s)})" for k, s in sorted(by_k.items())))
+    where_label = label(row, with_k=False, with_seed=len(sels) == 1)
+    where = f"`{name(row)}`" + (f" ({where_label})" if where_label else "")
+    ks = sorted({k for sel in sels for k in sel["ks"]})
+    text = f"{where}: {', '.join(picks)}, of K = {', '.join(map(str, ks))}"
+    if len(sels) > 1:
+        text += f" over {_seeds_text(seeds)}"
+    text += " (lowest is best)"
+    left_out = [(sel["left_out"], seed) for sel, seed in zip(sels, seeds) if sel["left_out"]]
+    if left_out:
+        text += "; " + "; ".join(
+            f"K={', '.join(map(str, ks))} left out (not certified)"
+            + (f" in seed {seed}" if len(sels) > 1 else "") for ks, seed in left_out)
     return text + "."
 
 
@@ -368,9 +402,8 @@ def dataset_sentences(df: pd.DataFrame, dataset: str) -> list[str]:
                    + "; ".join(f"`{r['method']}`"
                                + (f" ({label(r)})" if label(r) else "")
                                + f" {r.get('fit_status')}" for r in _sort_rows(flagged)) + ".")
-    for sel in selections(rows):
-        out.append(selection_sentence(sel, label(sel["rows"][0], with_k=False),
-                                      _namer(sel["rows"])))
+    for group in seed_groups(selections(rows)):
+        out.append(selection_sentence(group, label, _namer(group[0]["rows"])))
     failed = [r for r in (df.to_dict("records") if "status" in df else [])
               if r.get("dataset") == dataset and r.get("status") != "ok"]
     if failed:

@@ -230,3 +230,22 @@ def test_write_report_puts_the_summary_before_the_results(tmp_path, monkeypatch)
             "not_converged.") in section
     assert "- 1 cell(s) failed (listed under Failed cells)." in section
     assert "<h2>Summary</h2>" in html and "<code>vi_full_rank</code>" in html
+
+
+def test_criteria_picks_are_merged_over_seeds():
+    # em on gamma at K=1..3 with three seeds: BIC picks K=2 in every seed; seed 2 finds a
+    # better K=3 fit, so AIC picks K=3 there and K=2 elsewhere; seed 1's K=3 is not certified
+    def em(k, seed, bic, aic, status="ok"):
+        r = row("gamma", "em", k, -300.0, -3.0, status=status, bic=bic, aic=aic)
+        return {**r, "key": f"{r['key']}-{seed}", "seed": seed}
+
+    rows = []
+    for seed in (0, 1, 2):
+        rows += [em(1, seed, 620.0, 615.0), em(2, seed, 612.0, 605.0),
+                 em(3, seed, 615.0, 600.0 if seed == 2 else 610.0,
+                    status="not_converged" if seed == 1 else "ok")]
+    s = summary.dataset_sentences(pd.DataFrame(rows), "gamma")
+    picks = [x for x in s if "picks" in x]
+    assert picks == ["`em`: BIC picks K=2, AIC picks K=2 (seeds 0, 1), K=3 (seed 2), of "
+                     "K = 1, 2, 3 over seeds 0, 1, 2 (lowest is best); K=3 left out (not "
+                     "certified) in seed 1."]
