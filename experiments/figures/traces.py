@@ -61,6 +61,15 @@ def running_mean_noise(trace, window=SMOOTH):
     return float(np.std(tail, ddof=1) / np.sqrt(window))
 
 
+def _finite_traces(store, rows):
+    """(method, row, trace (T,) without its non-finite entries) per method of ``rows``, in
+    the methods' fixed order."""
+    for method in sort_methods(rows["method"]):
+        row = rows[rows["method"] == method].iloc[0]
+        t = trace_of(store, row["key"])
+        yield method, row, t[np.isfinite(t)]
+
+
 def _legend_below(ax):
     if ax.get_legend_handles_labels()[0]:
         # below the panel: inside, it hides the traces it explains
@@ -70,10 +79,7 @@ def _legend_below(ax):
 def _em_panel(ax, store, em_rows):
     """Gap to the final objective per EM iteration; returns the sentences on decreases."""
     notes = []
-    for method in sort_methods(em_rows["method"]):
-        row = em_rows[em_rows["method"] == method].iloc[0]
-        t = trace_of(store, row["key"])
-        t = t[np.isfinite(t)]
+    for method, row, t in _finite_traces(store, em_rows):
         if t.size < 2:
             continue
         ax.plot(np.arange(t.size - 1), np.maximum(em_gaps(t), FLOOR), marker=".",
@@ -95,10 +101,7 @@ def _point_panel(ax, store, rows, point_rows):
     """Gap of each SVI point estimate's objective to EM's optimum of the same objective;
     returns "method: final gap" per method drawn."""
     endings = []
-    for method in sort_methods(point_rows["method"]):
-        row = point_rows[point_rows["method"] == method].iloc[0]
-        t = trace_of(store, row["key"])
-        t = t[np.isfinite(t)]
+    for method, row, t in _finite_traces(store, point_rows):
         if not t.size:
             continue
         ref = reference_optimum(rows, row["objective_name"])
@@ -128,10 +131,7 @@ def _vi_panel(ax, store, vi_rows):
     """VI's running-mean ELBO estimate minus its final many-sample estimate, with the band of
     the running mean's noise; returns that noise (nats, the largest over the methods)."""
     noise = 0.0
-    for method in sort_methods(vi_rows["method"]):
-        row = vi_rows[vi_rows["method"] == method].iloc[0]
-        t = trace_of(store, row["key"])
-        t = t[np.isfinite(t)]
+    for method, row, t in _finite_traces(store, vi_rows):
         if t.size <= 2 * SMOOTH:
             continue
         final = float(row["elbo_vi"]) if np.isfinite(row.get("elbo_vi", np.nan)) else float(

@@ -8,9 +8,13 @@ from experiments.store import ResultStore
 
 GRID = """
 [[grid]]
-datasets = [{name = "generated", n = 120, d = 2, k = 2}, {name = "poisson_two_rates", n = 150}]
-n_components = [1, 2]
-methods = ["em", "map_em", "sklearn_em"]
+datasets = [{name = "generated", n = 120, d = 2, k = 2}]
+n_components = [2]
+methods = ["em", "sklearn_em"]
+[[grid]]
+datasets = [{name = "poisson_two_rates", n = 150}]
+n_components = [2]
+methods = ["em", "map_em"]
 """
 
 
@@ -24,7 +28,7 @@ def test_local_cluster_gives_the_local_table(write_config, tmp_path, comparable)
         assert main(["run", "--config", str(cfg), "--out", str(remote), "--no-progress",
                      "--scheduler", cluster.scheduler_address]) == 0
     a, b = ResultStore(local).read_table(), ResultStore(remote).read_table()
-    assert len(a) == 10 and (b["status"] == "ok").all()
+    assert len(a) == 4 and (b["status"] == "ok").all()
     pd.testing.assert_frame_equal(comparable(a), comparable(b))
     # artefacts were written by this process, from what the workers sent back
     assert all((remote / "cells" / k / "fit.npz").is_file() for k in b["key"])
