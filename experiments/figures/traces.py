@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from .data import k_text, trace_of
-from .style import is_certified, line_style, method_color, new_figure, save, sort_methods, \
-    status_label, symlog_y, uncertified_note
+from .style import fit_status, is_certified, line_style, method_color, new_figure, save, \
+    sort_methods, symlog_y, uncertified_note
 
 EM_METHODS = ("em", "map_em", "hard_em")
 FLOOR = 1e-10  # nats: gaps below (rounding of a converged objective) are drawn at the floor
@@ -70,6 +70,13 @@ def _finite_traces(store, rows):
         yield method, row, t[np.isfinite(t)]
 
 
+def _label(method, row, detail=""):
+    """A legend entry: "method: detail", and the fit status on a line of its own when the fit
+    is not certified (three legends side by side must each stay as narrow as their panel)."""
+    text = f"{method}: {detail}" if detail else method
+    return text if is_certified(row) else f"{text}\n({fit_status(row)})"
+
+
 def _legend_below(ax):
     if ax.get_legend_handles_labels()[0]:
         # below the panel: inside, it hides the traces it explains
@@ -82,14 +89,15 @@ def _em_panel(ax, store, em_rows):
     for method, row, t in _finite_traces(store, em_rows):
         if t.size < 2:
             continue
+        objective = EM_OBJECTIVES.get(row["objective_name"], "")
         ax.plot(np.arange(t.size - 1), np.maximum(em_gaps(t), FLOOR), marker=".",
-                color=method_color(method), label=f"{status_label(method, row)}: "
-                f"{EM_OBJECTIVES.get(row['objective_name'], '')}", **line_style(row))
+                color=method_color(method), label=_label(method, row, objective),
+                **line_style(row))
         drop = first_decrease(t)
         if drop is not None:
             notes.append(f"{method}'s objective decreased at iteration {drop}")
     ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     ax.set_xlabel("EM iteration")
     ax.set_ylabel("final objective − objective (nats)")
     ax.set_title("EM")
@@ -116,7 +124,7 @@ def _point_panel(ax, store, rows, point_rows):
         else:
             ends = f"{abs(final):.2g} {'below' if final > 0 else 'above'} {against}"
         ax.plot(np.arange(1, t.size + 1), np.maximum(gap, FLOOR), color=method_color(method),
-                linewidth=1.2, label=f"{status_label(method, row)}: {ends}", **line_style(row))
+                linewidth=1.2, label=_label(method, row, ends), **line_style(row))
         endings.append(f"{method} {ends}")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -140,7 +148,7 @@ def _vi_panel(ax, store, vi_rows):
         color = method_color(method)
         ax.plot(steps, t - final, color=color, linewidth=0.5, alpha=0.25)
         ax.plot(steps[SMOOTH - 1:], running_mean(t) - final, color=color, linewidth=1.2,
-                label=status_label(method, row), **line_style(row))
+                label=_label(method, row), **line_style(row))
         noise = max(noise, running_mean_noise(t))
     if noise > 0:
         ax.axhspan(-2 * noise, 2 * noise, color="0.85", zorder=0, label=f"±{2 * noise:.2g} nats")
@@ -167,7 +175,7 @@ def traces_figure(store, dataset, rows, out_dir):
               if not r.empty]
     if not panels:
         return None
-    fig, axes = new_figure(1, len(panels), width=7.0, height=3.3)
+    fig, axes = new_figure(1, len(panels), width=7.0, height=3.6)
     notes, endings, noise = [], [], 0.0
     for ax, panel in zip(axes[0], panels):
         if panel == "em":
