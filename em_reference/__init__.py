@@ -18,12 +18,13 @@ from em_reference.poisson import PoissonFamily, PoissonParams
 from em_reference.poisson_em import PoissonMixtureEM
 from em_reference.priors import (BernoulliMixturePrior, GaussianMixturePrior, PoissonMixturePrior,
                                  resolve_prior)
-from em_reference.cavi import GaussianMixtureCAVI, PoissonMixtureCAVI
+from em_reference.cavi import BernoulliMixtureCAVI, GaussianMixtureCAVI, PoissonMixtureCAVI
 
 __all__ = [
     "GaussianMixtureEM", "PoissonMixtureEM", "BernoulliMixtureEM", "GaussianMixturePrior",
     "PoissonMixturePrior", "BernoulliMixturePrior", "GaussianParams", "PoissonParams",
     "BernoulliParams", "GaussianFamily", "PoissonFamily", "BernoulliFamily", "MixtureFamily",
     "elbo_em", "kl_to_posterior", "log_marginal", "posterior_responsibilities",
-    "resolve_prior", "GaussianMixtureCAVI", "PoissonMixtureCAVI", "IllDefinedFitError",
+    "resolve_prior", "GaussianMixtureCAVI", "PoissonMixtureCAVI", "BernoulliMixtureCAVI",
+    "IllDefinedFitError",
 ]

@@ -24,6 +24,7 @@ Bayesian analysis of the Gaussian distribution", eq. 266 and sec. 6):
                     + log Gamma(a_n) - a_n log b_n           (a0 = nu0/2, b0 = Psi0/2)
     Poisson log p(X_k) = sum_d [a log b - log Gamma(a) + log Gamma(a + S_d) - (a + S_d) log(b + n)]
                          - sum_n sum_d log x_nd!               (S_d = sum of the counts)
+    Bernoulli log p(X_k) = sum_d [log B(a + S_d, b + n - S_d) - log B(a, b)]   (S_d = ones, pixel d)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.special import gammaln, logsumexp, multigammaln
+from scipy.special import betaln, gammaln, logsumexp, multigammaln
 
 # K^N assignments beyond this take too long (and too much memory) to enumerate
 MAX_ASSIGNMENTS = 2**22
@@ -52,6 +53,12 @@ def poisson_log_marginal(x, prior):
     """log p(x) of one Poisson component (log x! included). x (n,) or (n, D) counts."""
     x = _as_samples(x)
     return float(poisson_log_marginals(x, np.ones((1, len(x), 1)), prior)[0])
+
+
+def bernoulli_log_marginal(x, prior):
+    """log p(x) of one Bernoulli component (Beta-Bernoulli). x (n,) or (n, D) of 0/1."""
+    x = _as_samples(x)
+    return float(bernoulli_log_marginals(x, np.ones((1, len(x), 1)), prior)[0])
 
 
 def _moments(X, onehot):
@@ -125,6 +132,17 @@ def poisson_log_marginals(x, onehot, prior):
     return np.sum(per, axis=(1, 2)) - np.sum(gammaln(x + 1.0))
 
 
+def bernoulli_log_marginals(x, onehot, prior):
+    """sum_k log p(x_k) for every assignment: x (N, D) of 0/1, onehot (A, N, K) -> (A,) (soft
+    assignments as in gaussian_log_marginals)."""
+    a = np.broadcast_to(np.asarray(prior.probs_concentration1, float), (x.shape[1],))
+    b = np.broadcast_to(np.asarray(prior.probs_concentration0, float), (x.shape[1],))
+    n = onehot.sum(axis=1)                                        # (A, K)
+    ones = np.einsum("ank,nd->akd", onehot, x)                    # (A, K, D)
+    per = betaln(a + ones, b + n[..., None] - ones) - betaln(a, b)
+    return np.sum(per, axis=(1, 2))
+
+
 def dirichlet_multinomial_log_prob(onehot, alpha):
     """Dirichlet-multinomial log p(z) = log C(alpha) - log C(alpha + N) of every assignment
     onehot (A, N, K) (soft ones: the counts N_k = sum_n r_nk); alpha (K,) -> (A,)."""
@@ -133,19 +151,32 @@ def dirichlet_multinomial_log_prob(onehot, alpha):
             + np.sum(gammaln(alpha + n) - gammaln(alpha), axis=1))
 
 
+def _marginals_of(prior):
+    """The family's log p(X | z) of every assignment, from the prior's class."""
+    from em_reference.priors import (BernoulliMixturePrior, GaussianMixturePrior,
+                                     PoissonMixturePrior)
+
+    for cls, marginals in ((GaussianMixturePrior, gaussian_log_marginals),
+                           (PoissonMixturePrior, poisson_log_marginals),
+                           (BernoulliMixturePrior, bernoulli_log_marginals)):
+        if isinstance(prior, cls):
+            return marginals
+    raise ValueError(f"no exact evidence for a prior of type {type(prior).__name__}")
+
+
 def mixture_log_evidence(X, n_components, prior, batch=2**14):
     """Exact log p(X) of a Dirichlet-weighted conjugate mixture by enumerating the K^N
     assignments. prior: an em_reference GaussianMixturePrior (any covariance type) or
-    PoissonMixturePrior; X (N,) or (N, D) (counts for Poisson). ValueError when K^N exceeds
+    PoissonMixturePrior or BernoulliMixturePrior; X (N,) or (N, D) (counts for Poisson, 0/1
+    for Bernoulli). ValueError when K^N exceeds
     MAX_ASSIGNMENTS (about N = 22 for K = 2, N = 13 for K = 3)."""
     X = _as_samples(X)
     n, k = X.shape[0], int(n_components)
     if k ** n > MAX_ASSIGNMENTS:
         raise ValueError(f"{k}^{n} assignments is too many to enumerate (limit "
                          f"{MAX_ASSIGNMENTS}); use a smaller data set")
-    poisson = hasattr(prior, "rate_shape")
+    marginals = _marginals_of(prior)
     alpha = np.broadcast_to(np.asarray(prior.weight_concentration, float), (k,))
-    marginals = poisson_log_marginals if poisson else gaussian_log_marginals
     eye = np.eye(k)
     parts = []
     labels = itertools.product(range(k), repeat=n)

@@ -2,7 +2,7 @@
 
 A family subclass supplies:
 
-_family()                    hashable family object (GaussianCAVIFamily, PoissonCAVIFamily)
+_family()                    hashable family object (families.py: Gaussian, Poisson, Bernoulli)
 _validate_family_params()    extra hyper-parameter checks
 _validate_samples(X)         extra data checks (X already (N, D) float64)
 _resolve_prior(X, w)         the validated prior object

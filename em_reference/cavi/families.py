@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from em_reference.cavi import gaussian, gaussian_fast, poisson
+from em_reference.cavi import bernoulli, gaussian, gaussian_fast, poisson
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,26 @@ class PoissonCAVIFamily:
 
     def kl(self, q, prior):
         return poisson.kl(q, prior)
+
+
+@dataclass(frozen=True)
+class BernoulliCAVIFamily:
+    """Beta pixel probabilities (bernoulli.py); its E-step is one (N, D) x (D, K) product, so
+    it has no separate fast kernel."""
+
+    has_fast_path = False
+
+    def statistics(self, X, weighted_resp):
+        return bernoulli.statistics(X, weighted_resp)
+
+    def update(self, stats, prior):
+        return bernoulli.update(stats, prior)
+
+    def expected_log_likelihood(self, X, q):
+        return bernoulli.expected_log_likelihood(X, q)
+
+    def expected_log_likelihood_total(self, stats, q):
+        return bernoulli.expected_log_likelihood_total(stats, q)
+
+    def kl(self, q, prior):
+        return bernoulli.kl(q, prior)

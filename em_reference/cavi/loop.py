@@ -17,8 +17,8 @@ log p(X). It is evaluated after the M-step, at the responsibilities that produce
 (scikit-learn's convention), without a second pass over the data: the data enter only through
 the statistics of r and its entropy.
 
-A family (GaussianCAVIFamily, PoissonCAVIFamily) supplies statistics(X, w r),
-update(stats, prior), expected_log_likelihood(X, q) -> (N, K),
+A family (em_reference.cavi.families: Gaussian, Poisson, Bernoulli) supplies
+statistics(X, w r), update(stats, prior), expected_log_likelihood(X, q) -> (N, K),
 expected_log_likelihood_total(stats, q) and kl(q, prior); the weights' factor is
 ``em_reference.cavi.weights`` (``kind``: "dirichlet_distribution" | "dirichlet_process").
 
@@ -44,7 +44,7 @@ from em_reference.fast.elementwise import exp_nonpositive, log_positive
 
 class Variational(NamedTuple):
     """q(pi, theta): weights = q(pi)'s concentration ((K,) or (2, K), see weights.py);
-    components = the family's factor (NormalWishart, GammaRates)."""
+    components = the family's factor (NormalWishart, GammaRates, BetaProbs)."""
 
     weights: jax.Array
     components: Any

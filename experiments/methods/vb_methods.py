@@ -3,9 +3,10 @@ evidence log p(X) every bound is judged by.
 
 cavi
     em_reference's coordinate-ascent VB (em_reference.cavi: Bishop PRML 10.2 for the Gaussian
-    mixture, its Gamma-rate analogue for the Poisson one) with the cell's prior, the very
-    object MAP-EM and the NumPyro models use, and Dirichlet weights (the NumPyro models' prior;
-    a Dirichlet-process bound would bound another model's evidence). The estimators take no
+    mixture, its Gamma-rate analogue for the Poisson one, the Beta one for the Bernoulli one)
+    with the cell's prior, the very object MAP-EM and the NumPyro models use, and Dirichlet
+    weights (the NumPyro models' prior; a Dirichlet-process bound would bound another model's
+    evidence). The estimators take no
     initial parameters, only a rule for the initial responsibilities: ``init_params="kmeans"``
     with ``random_state=seed`` runs the one k-means (KMeans(K, n_init=1, random_state=seed))
     that built the cell's shared initialisation, so CAVI starts from the same partition. Its
@@ -13,7 +14,7 @@ cavi
     the row's ``elbo_vi``, beside NumPyro's bounds over theta with z summed out; it is exact,
     so ``elbo_vi_se`` is 0. The point estimate: E_q[weights], the factors' means m_k and
     covariances Psi_k / nu_k = E_q[Lambda_k]^-1 (scikit-learn's ``covariances_``, as
-    sklearn_vb), or the rates' posterior means.
+    sklearn_vb), or the rates' or pixel probabilities' posterior means.
 vi_low_rank
     models.fit_vi with a low-rank-plus-diagonal normal guide (AutoLowRankMultivariateNormal).
 evidence

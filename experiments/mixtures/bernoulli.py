@@ -1,4 +1,4 @@
-"""The Bernoulli mixture's registration: prior, shared start, EM estimator, density.
+"""The Bernoulli mixture's registration: prior, shared start, EM and CAVI estimators, density.
 
 Parameters: weights (K,), probs (K, D); data: binary images (N, D) of 0/1. K = 1 is the
 independent-pixels model (the bottom rung of the log p(x) ladder of the VAE figures).
@@ -76,12 +76,23 @@ def em_estimator(problem, *, prior, assignment, tol, max_iter, reg_covar):
                               prior=prior, assignment=assignment, random_state=problem.seed)
 
 
+def cavi_estimator(problem, *, tol, max_iter):
+    """em_reference's BernoulliMixtureCAVI (Beta pixel probabilities) with the cell's prior and
+    Dirichlet weights, from the k-means partition of the shared initialisation."""
+    from em_reference.cavi import BernoulliMixtureCAVI
+
+    return BernoulliMixtureCAVI(
+        problem.n_components, tol=tol, max_iter=max_iter, n_init=1, init_params="kmeans",
+        weight_concentration_prior_type="dirichlet_distribution", prior=problem.prior,
+        random_state=problem.seed)
+
+
 register_model(
     "bernoulli_mixture", numpyro_model="models:bernoulli_mixture", data_family="bernoulli",
     description="Bernoulli mixture (binary images), (weights, probs), Dirichlet-Beta prior.",
     param_names=("weights", "probs"), align_param="probs",
     prior_fields=PRIOR_FIELDS, build_prior=build_prior, initial_values=initial_values,
-    em_estimator=em_estimator,
+    em_estimator=em_estimator, cavi_estimator=cavi_estimator,
     log_joint_matrix=lambda X, params, ct: densities.bernoulli_log_joint_matrix(X, params),
     n_params=lambda k, d, ct: int(k - 1 + k * d),
     held_out_zero=zero_probability_images, held_out_zero_note=ZERO_NOTE,

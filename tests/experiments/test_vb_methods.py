@@ -66,6 +66,29 @@ def test_poisson_cavi_equals_a_direct_fit_and_lies_below_the_exact_evidence():
     assert exact - fit.elbo < 5.0  # and not absurdly far below it (log 2! = 0.69 for K = 2)
 
 
+def test_bernoulli_cavi_equals_a_direct_fit_and_lies_below_the_exact_evidence():
+    from em_reference.cavi import BernoulliMixtureCAVI
+    from experiments.models_registry import MODELS
+    from experiments.problem import build_prior
+    from models.evidence_exact import mixture_log_evidence
+
+    rng = np.random.default_rng(0)
+    protos = np.array([[1, 1, 0, 0], [0, 0, 1, 1]])
+    z = np.repeat([0, 1], 6)
+    x = np.where(rng.random((12, 4)) < 0.85, protos[z], 1 - protos[z]).astype(float)
+    model = MODELS["bernoulli_mixture"]
+    prior = build_prior(model, x, 2, "", None)
+    problem = Problem(Cell("tiny", model.name, 2, "cavi", seed=1), None, model, x, x[:0],
+                      None, None, prior, model.initial_values(x, 2, "", 1))
+    fit = fit_method(problem, "cavi", {})
+    est = BernoulliMixtureCAVI(2, tol=1e-8, max_iter=10_000, init_params="kmeans",
+                               prior=prior, random_state=1).fit(x)
+    assert fit.elbo == pytest.approx(est.lower_bound_, rel=1e-10, abs=1e-10)
+    np.testing.assert_allclose(fit.params["probs"], est.probs_, rtol=1e-10)
+    exact = mixture_log_evidence(x, 2, prior)  # 2^12 assignments
+    assert exact - 5.0 < fit.elbo < exact
+
+
 def test_evidence_matches_the_closed_form_of_a_conjugate_one_component_problem():
     from models.evidence_exact import gaussian_log_marginal
 

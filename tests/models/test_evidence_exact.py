@@ -9,7 +9,8 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import logsumexp
 
-from em_reference.priors import COVARIANCE_TYPES, GaussianMixturePrior, PoissonMixturePrior
+from em_reference.priors import (BernoulliMixturePrior, COVARIANCE_TYPES, GaussianMixturePrior,
+                                 PoissonMixturePrior)
 from models import evidence_exact as exact
 
 
@@ -40,6 +41,22 @@ def test_poisson_marginal_by_numerical_integration():
                               * stats.gamma.pdf(lam, 2.0, scale=1 / 0.7), 0, 200,
                               epsabs=1e-15)
     assert exact.poisson_log_marginal(x, prior) == pytest.approx(math.log(value), abs=1e-7)
+
+
+def test_bernoulli_marginal_by_numerical_integration():
+    """Two pixels, independent under the prior: the product of two one-dimensional integrals
+    int prod_n p^x (1 - p)^(1 - x) Beta(p | a_d, b_d) dp."""
+    x = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    a, b = np.array([0.7, 2.0]), np.array([1.5, 0.4])
+    prior = BernoulliMixturePrior(1.0, a, b)
+    log_value = 0.0
+    for d in range(2):
+        ones, zeros = x[:, d].sum(), (1 - x[:, d]).sum()
+        beta = stats.beta(a[d], b[d])
+        value, _ = integrate.quad(lambda p, i=ones, o=zeros, f=beta: p**i * (1 - p)**o
+                                  * f.pdf(p), 0, 1, epsabs=1e-15)
+        log_value += math.log(value)
+    assert exact.bernoulli_log_marginal(x, prior) == pytest.approx(log_value, abs=1e-8)
 
 
 def _prior_draws(prior, rng, s, k, d):
@@ -101,6 +118,22 @@ def test_poisson_mixture_enumeration_matches_prior_monte_carlo():
     assert abs(exact.mixture_log_evidence(x, 2, prior) - mc) < 4 * se + 1e-3, (mc, se)
 
 
+def test_bernoulli_mixture_enumeration_matches_prior_monte_carlo():
+    rng = np.random.default_rng(3)
+    x = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    prior = BernoulliMixturePrior(0.8, np.array([1.5, 0.6, 1.0]), np.array([0.7, 1.2, 2.0]))
+    s = 400_000
+    weights = rng.dirichlet(np.full(2, 0.8), s)
+    probs = rng.beta(prior.probs_concentration1, prior.probs_concentration0, (s, 2, 3))
+    comp = np.einsum("nd,skd->snk", x, np.log(probs)) + np.einsum(
+        "nd,skd->snk", 1 - x, np.log1p(-probs))
+    loglik = np.sum(logsumexp(np.log(weights)[:, None] + comp, axis=2), axis=1)
+    ratio = np.exp(loglik - loglik.max())
+    mc = loglik.max() + math.log(ratio.mean())
+    se = ratio.std() / (ratio.mean() * math.sqrt(s))
+    assert abs(exact.mixture_log_evidence(x, 2, prior) - mc) < 4 * se + 1e-3, (mc, se)
+
+
 def test_one_component_enumeration_is_the_marginal():
     X = np.random.default_rng(2).normal(size=(6, 2))
     for ct, psi in (("full", np.eye(2)), ("tied", np.eye(2)), ("diag", np.ones(2)),
@@ -113,3 +146,8 @@ def test_one_component_enumeration_is_the_marginal():
 def test_enumeration_refuses_too_many_assignments():
     with pytest.raises(ValueError, match="too many"):
         exact.mixture_log_evidence(np.zeros(30), 2, PoissonMixturePrior(1.0, 1.0, 1.0))
+
+
+def test_enumeration_refuses_an_unknown_prior():
+    with pytest.raises(ValueError, match="no exact evidence"):
+        exact.mixture_log_evidence(np.zeros(3), 2, object())
