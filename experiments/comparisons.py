@@ -19,7 +19,7 @@ certified: MAP-EM and MAP maximise the same objective, so certified fits agree t
 restarts reached (objectives within ``OPTIMA_TOL`` nats per sample are one), how often each,
 and which one the reported fit (from the shared start) is.
 
-``kl_gap``: for every bound row (``BOUND_METHODS``: the NumPyro VI guides and CAVI) of a
+``kl_gap``: for every bound row (``BOUND_METHODS``: the NumPyro VI guides, Laplace and CAVI) of a
 problem and prior with a certified ``evidence`` row, ``kl_gap = log_evidence - elbo_vi``, the
 KL divergence of the bound's q from the exact posterior (over theta for NumPyro's guides, over
 (z, theta) for CAVI; both bound the same log p(X)), with ``kl_gap_se`` = the two Monte-Carlo
@@ -43,7 +43,7 @@ OPTIMA_TOL = 1e-6  # nats per sample: two restarts' objectives within it are one
 EVIDENCE_METHOD = "evidence"
 # rows whose elbo_vi bounds the evidence log p(X) with every constant (scikit-learn's VB omits
 # them: excluded); CAVI's is over (z, theta), the NumPyro guides' over theta with z summed out
-BOUND_METHODS = ("vi_mean_field", "vi_full_rank", "vi_low_rank", "cavi")
+BOUND_METHODS = ("vi_mean_field", "vi_full_rank", "vi_low_rank", "laplace", "cavi")
 JOINT_BOUND_METHODS = ("cavi",)
 EXCEEDS_SE = 3.0  # a bound this many standard errors above the evidence is a bug
 PROBLEM_COLUMNS = ("dataset", "dataset_params", "model", "model_options", "n_components",

@@ -7,6 +7,7 @@ from models.bernoulli_mixture import bernoulli_mixture
 from models.evidence import EvidenceResult, log_evidence
 from models.map_fit import fit_map
 from models.gaussian_mixture import gaussian_mixture
+from models.laplace_fit import fit_laplace
 from models.local_evidence import (active_units, elbo_per_point, evidence_per_point,
                                    inference_gaps, iwae_per_point, local_variational_fit)
 from models.minibatch_svi import fit_vi_minibatch
@@ -19,7 +20,7 @@ from models.vi_fit import fit_vi
 
 __all__ = ["MLP", "EvidenceResult", "FitError", "FitResult", "active_units", "bernoulli_mixture",
            "elbo_per_point",
-           "evidence_per_point", "fit_map", "fit_nuts", "fit_vi", "fit_vi_minibatch",
+           "evidence_per_point", "fit_laplace", "fit_map", "fit_nuts", "fit_vi", "fit_vi_minibatch",
            "gaussian_mixture", "gmm_prior_vae", "gmm_prior_vae_guide", "hard_assignments",
            "inference_gaps", "iwae_per_point", "local_variational_fit", "log_evidence",
            "network", "poisson_mixture", "responsibilities", "vae", "vae_guide"]

@@ -1,5 +1,5 @@
-"""cavi, vi_low_rank, evidence: variational Bayes by hand, a third NumPyro guide, and the
-evidence log p(X) every bound is judged by.
+"""cavi, vi_low_rank, laplace, evidence: variational Bayes by hand, a third NumPyro guide, the
+Laplace approximation, and the evidence log p(X) every bound is judged by.
 
 cavi
     em_reference's coordinate-ascent VB (em_reference.cavi: Bishop PRML 10.2 for the Gaussian
@@ -17,6 +17,10 @@ cavi
     sklearn_vb), or the rates' or pixel probabilities' posterior means.
 vi_low_rank
     models.fit_vi with a low-rank-plus-diagonal normal guide (AutoLowRankMultivariateNormal).
+laplace
+    models.fit_laplace: the Gaussian N(u*, H^-1) at the mode of the log density on the
+    unconstrained space, from the shared start, judged by its ELBO (estimated by Monte Carlo)
+    as the guides are; fit_status "not_converged" when the mode's gradient certificate fails.
 evidence
     NUTS (models.fit_nuts, from the shared start), then models.log_evidence: bridge sampling
     on those draws with the K!-symmetrised proposal. Columns ``log_evidence`` and
@@ -24,8 +28,8 @@ evidence
     the chains did not mix (the nuts method's flag) and "not_converged" when the bridge
     iteration did not; such a row is never a reference (comparisons.kl_gaps).
 
-None of the three is in a grid block's ``methods = "all"`` (``in_all=False``): the evidence
-costs a long NUTS run, and the default grid names all three where they are cheap.
+None of the four is in a grid block's ``methods = "all"`` (``in_all=False``): the evidence
+costs a long NUTS run, and the default grid names all four where they are cheap.
 """
 
 from __future__ import annotations
@@ -68,6 +72,16 @@ def fit_vi_low_rank(problem, num_steps: Count = 3000, learning_rate: Positive = 
     # rank None: fit_vi's default, the square root of the guide's dimension
     return _fit("fit_vi", problem, True, guide="low_rank", rank=rank, num_steps=num_steps,
                 learning_rate=learning_rate, num_samples=num_samples,
+                elbo_particles=elbo_particles)
+
+
+@register_method("laplace", models=global_only, kind="posterior", uses_prior=True,
+                 in_all=False,
+                 description="the Laplace approximation on the unconstrained space "
+                             "(models.fit_laplace), judged by its ELBO")
+def fit_laplace(problem, maxiter: Count = 2000, num_samples: Count = 1000,
+                elbo_particles: Count = 2000):
+    return _fit("fit_laplace", problem, True, maxiter=maxiter, num_samples=num_samples,
                 elbo_particles=elbo_particles)
 
 

@@ -143,12 +143,30 @@ def test_vi_low_rank_is_fit_vi_with_the_low_rank_guide(monkeypatch):
     assert set(seen["init"]) == set(problem.init)
 
 
+def test_laplace_row_is_a_direct_fit_laplace_from_the_shared_start_and_prior():
+    import models
+    from experiments.models_registry import model_call
+
+    problem = build_problem(Cell("generated", "gaussian_mixture", 2, "laplace",
+                                 covariance_type="full", dataset_params=TINY_2D))
+    options = {"num_samples": 100, "elbo_particles": 200}
+    row = fit_method(problem, "laplace", options)
+    model, args, kwargs = model_call(problem, True)
+    direct = models.fit_laplace(model, *args, seed=problem.seed,
+                                init={k: np.asarray(v) for k, v in problem.init.items()},
+                                **options, **kwargs)
+    assert row.method == "laplace" and row.objective_name == "elbo_vi"
+    assert row.status == "ok" and row.elbo == direct.elbo and row.elbo_se == direct.elbo_se
+    np.testing.assert_array_equal(row.diagnostics["mode_unconstrained"],
+                                  direct.diagnostics["mode_unconstrained"])
+
+
 def test_methods_all_leaves_out_the_opt_in_methods():
     from experiments.config import parse_config
 
     cfg = parse_config({"grid": [{"datasets": [{"name": "generated", **TINY_2D}],
                                   "n_components": [2], "methods": "all"}]})
-    opt_in = {"cavi", "vi_low_rank", "evidence"}
+    opt_in = {"cavi", "vi_low_rank", "laplace", "evidence"}
     assert not opt_in & {c.method for c in cfg.cells}
     assert {c.method for c in cfg.cells} == {m for m, e in METHODS.items()
                                             if e.in_all and e.supports("gaussian_mixture")}
