@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import numpyro
 from numpyro.infer import SVI, Predictive, Trace_ELBO
-from numpyro.infer.autoguide import (AutoLowRankMultivariateNormal, AutoMultivariateNormal,
-                                     AutoNormal)
+from numpyro.infer.autoguide import (AutoDAIS, AutoLowRankMultivariateNormal,
+                                     AutoMultivariateNormal, AutoNormal)
 from numpyro.infer.initialization import init_to_uniform
 
 from em_reference.config import one_blas_thread
@@ -25,20 +25,26 @@ from models.diagnostics import window_plateau
 from models.result import FitError, FitResult
 
 GUIDES = {"mean_field": AutoNormal, "full_rank": AutoMultivariateNormal,
-          "low_rank": AutoLowRankMultivariateNormal}
+          "low_rank": AutoLowRankMultivariateNormal, "dais": AutoDAIS}
 
 
 @one_blas_thread()  # XLA's LAPACK calls: see em_reference.config
 def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
            num_steps=10000, learning_rate=0.01, num_particles=1, window=500, tol=0.01,
-           plateau_k=2.0, init_scale=0.1, rank=None, num_samples=1000, elbo_particles=2000,
-           init_strategy=init_to_uniform, progress_bar=False, model_kwargs=None, **kwargs):
+           plateau_k=2.0, init_scale=0.1, rank=None, guide_options=None, num_samples=1000,
+           elbo_particles=2000, init_strategy=init_to_uniform, progress_bar=False,
+           model_kwargs=None, **kwargs):
     """Fit q(theta) by maximising the ELBO (a bound on the evidence log p(X)).
 
     guide : "mean_field" (AutoNormal), "full_rank" (AutoMultivariateNormal), "low_rank"
-        (AutoLowRankMultivariateNormal, ``rank`` default sqrt of the dimension) or a guide
+        (AutoLowRankMultivariateNormal, ``rank`` default sqrt of the dimension), "dais"
+        (AutoDAIS: differentiable annealed importance sampling, Geffner & Domke 2021 and
+        Zhang et al. 2021: K annealed HMC-like steps from a Gaussian base, not a Gaussian q;
+        its ELBO bounds log p(X) on the space extended by the steps' momenta) or a guide
         callable built by the user (then ``init`` is not accepted: give the guide its own
         init_loc_fn).
+    guide_options : dict of further keyword arguments to the named autoguide (e.g.
+        {"K": 8, "base_dist": "cholesky"} for "dais"); the autoguide checks them.
     init, n_restarts, init_strategy : as fit_map; ``init`` places the guide's location.
     num_steps, learning_rate, num_particles, window : Adam on the num_particles-sample ELBO
         estimate, at most num_steps steps. The kept restart has the best mean objective over
@@ -75,6 +81,17 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
         raise ValueError(f"guide must be a string or a callable, got {type(guide).__name__}")
     if rank is not None:
         check_positive_int(rank, "rank")
+    if guide_options is not None and not isinstance(guide_options, dict):
+        raise ValueError(f"guide_options must be a dict, got {type(guide_options).__name__}")
+    if guide_options and method == "vi_custom":
+        raise ValueError("guide_options are for a named autoguide; build a custom guide with "
+                         "its own options")
+    if guide_options and method != "vi_custom":
+        try:  # an autoguide checks its options when built (cheap: nothing is traced yet)
+            GUIDES[guide](model, **guide_options)
+        except TypeError as exc:
+            raise ValueError(f"guide_options not accepted by {GUIDES[guide].__name__}: "
+                             f"{exc}") from None
     for name, v in (("num_steps", num_steps), ("window", window),
                     ("num_particles", num_particles), ("num_samples", num_samples),
                     ("elbo_particles", elbo_particles)):
@@ -99,7 +116,7 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
                        "init_scale": init_scale}
             if guide == "low_rank" and rank is not None:
                 options["rank"] = rank
-            g = GUIDES[guide](model, **options)
+            g = GUIDES[guide](model, **options, **(guide_options or {}))
         return SVI(model, g, numpyro.optim.Adam(learning_rate),
                    Trace_ELBO(num_particles=num_particles))
 

@@ -68,7 +68,7 @@ def test_gaussian_elbo_bounds_the_evidence(gaussian_200):
     np.testing.assert_allclose(res.params["means"][0], gaussian_200.mean(0), atol=0.1)
 
 
-@pytest.mark.parametrize("guide", ["mean_field", "full_rank", "low_rank"])
+@pytest.mark.parametrize("guide", ["mean_field", "full_rank", "low_rank", "dais"])
 def test_poisson_elbo_bounds_the_evidence(counts_200, guide):
     prior = PoissonMixturePrior(1.0, A0, B0)
     res = models.fit_vi(models.poisson_mixture, counts_200, 1, prior=prior, guide=guide,
@@ -77,6 +77,20 @@ def test_poisson_elbo_bounds_the_evidence(counts_200, guide):
     assert res.diagnostics["restart_objectives"].shape == (2,)
     posterior_mean = (A0 + counts_200.sum()) / (B0 + len(counts_200))
     assert res.params["rates"][0, 0] == pytest.approx(posterior_mean, rel=0.02)
+
+
+def test_dais_takes_its_options_and_bad_ones_are_refused(counts_200):
+    prior = PoissonMixturePrior(1.0, A0, B0)
+    res = models.fit_vi(models.poisson_mixture, counts_200, 1, prior=prior, guide="dais",
+                        guide_options={"K": 2, "base_dist": "cholesky"}, num_steps=1000)
+    assert res.method == "vi_dais"
+    assert res.diagnostics["guide_params"]["auto_z_0_scale_tril"].ndim == 2  # cholesky base
+    check_bound(res, gamma_poisson_log_evidence(counts_200), max_gap=0.5)
+    for options, message in (({"K": 0}, "K"), ({"steps": 3}, "not accepted by AutoDAIS"),
+                             ([("K", 2)], "must be a dict")):
+        with pytest.raises(ValueError, match=message):
+            models.fit_vi(models.poisson_mixture, counts_200, 1, prior=prior, guide="dais",
+                          guide_options=options)
 
 
 # --- the ELBO plateau test: calibrated against its Monte-Carlo error -----------------------
