@@ -43,8 +43,8 @@ OPTIMA_TOL = 1e-6  # nats per sample: two restarts' objectives within it are one
 EVIDENCE_METHOD = "evidence"
 # rows whose elbo_vi bounds the evidence log p(X) with every constant (scikit-learn's VB omits
 # them: excluded); CAVI's is over (z, theta), the NumPyro guides' over theta with z summed out
-BOUND_METHODS = ("vi_mean_field", "vi_full_rank", "vi_low_rank", "vi_dais", "laplace",
-                 "cavi")
+BOUND_METHODS = ("vi_mean_field", "vi_full_rank", "vi_low_rank", "vi_iaf", "vi_dais",
+                 "laplace", "cavi")
 JOINT_BOUND_METHODS = ("cavi",)
 EXCEEDS_SE = 3.0  # a bound this many standard errors above the evidence is a bug
 PROBLEM_COLUMNS = ("dataset", "dataset_params", "model", "model_options", "n_components",

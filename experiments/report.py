@@ -609,10 +609,12 @@ def _evidence(blocks, records):
             parts.append(f"{_where(d)}: {verdict}")
         blocks.p("CAVI's bound is over (z, θ): q(z) q(π) q(θ) separates the assignments from "
                  "the parameters, each factor of its exact conjugate form (Bishop PRML 10.2; "
-                 "Gamma factors on Poisson rates). "
-                 "NumPyro's elbo_vi is over θ alone, z summed out of the model exactly, with "
-                 "q(θ) a normal on the unconstrained parameters. Both bound the same log p(X), "
-                 "so the higher is the tighter (compared with the best NumPyro guide): "
+                 "Gamma factors on Poisson rates, Beta factors on Bernoulli pixels). "
+                 "The other bounds are over θ alone, z summed out of the model exactly, with "
+                 "q(θ) on the unconstrained parameters: a normal (the NumPyro guides and "
+                 "Laplace), a flow (vi_iaf) or annealed importance sampling (vi_dais, whose "
+                 "bound is on a space extended by its momenta). All bound the same log p(X), "
+                 "so the higher is the tighter (compared with the best of the others): "
                  + "; ".join(parts) + ".")
 
 

@@ -50,7 +50,8 @@ class RunSummary:
 
 
 # rough cost per cell, for longest-first scheduling (compilation dominates the NumPyro ones)
-COST_RANK = {"vi_mean_field": 0, "vi_full_rank": 0, "nuts": 0, "map": 1, "mle_sgd": 1}
+COST_RANK = {"vi_mean_field": 0, "vi_full_rank": 0, "vi_dais": 0, "vi_iaf": 0, "nuts": 0,
+             "evidence": 0, "map": 1, "mle_sgd": 1}
 
 
 def _order(cells):

@@ -1,5 +1,5 @@
-"""cavi, vi_low_rank, vi_dais, laplace, evidence: variational Bayes by hand, two more NumPyro
-guides, the Laplace approximation, and the evidence log p(X) every bound is judged by.
+"""cavi, vi_low_rank, vi_dais, vi_iaf, laplace, evidence: variational Bayes by hand, three more
+NumPyro guides, the Laplace approximation, and the evidence log p(X) every bound is judged by.
 
 cavi
     em_reference's coordinate-ascent VB (em_reference.cavi: Bishop PRML 10.2 for the Gaussian
@@ -22,6 +22,9 @@ vi_dais
     annealed HMC-like steps from a ``base_dist`` Gaussian), the one non-Gaussian q; its ELBO
     bounds log p(X) on the space extended by the steps' momenta, so its kl_gap is a KL
     divergence there (at least the one over theta).
+vi_iaf
+    models.fit_vi with inverse autoregressive flows (``num_flows``) on a normal, shifted by a
+    learned location that starts at the shared start (models.vi_fit.AutoIAFNormalFromStart).
 laplace
     models.fit_laplace: the Gaussian N(u*, H^-1) at the mode of the log density on the
     unconstrained space, from the shared start, judged by its ELBO (estimated by Monte Carlo)
@@ -33,8 +36,8 @@ evidence
     the chains did not mix (the nuts method's flag) and "not_converged" when the bridge
     iteration did not; such a row is never a reference (comparisons.kl_gaps).
 
-None of the five is in a grid block's ``methods = "all"`` (``in_all=False``): the evidence
-costs a long NUTS run, and the default grid names all five where they are cheap.
+None of the six is in a grid block's ``methods = "all"`` (``in_all=False``): the evidence
+costs a long NUTS run, and the default grid names all six where they are cheap.
 """
 
 from __future__ import annotations
@@ -91,6 +94,17 @@ def fit_vi_dais(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01
                 learning_rate=learning_rate, num_samples=num_samples,
                 elbo_particles=elbo_particles,
                 guide_options={"K": dais_steps, "base_dist": base_dist})
+
+
+@register_method("vi_iaf", models=global_only, kind="posterior", uses_prior=True,
+                 in_all=False,
+                 description="VI with an inverse-autoregressive-flow guide (models.fit_vi, "
+                             "AutoIAFNormal started at the shared start)")
+def fit_vi_iaf(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
+               num_samples: Count = 1000, elbo_particles: Count = 2000, num_flows: Count = 3):
+    return _fit("fit_vi", problem, True, guide="iaf", num_steps=num_steps,
+                learning_rate=learning_rate, num_samples=num_samples,
+                elbo_particles=elbo_particles, guide_options={"num_flows": num_flows})
 
 
 @register_method("laplace", models=global_only, kind="posterior", uses_prior=True,

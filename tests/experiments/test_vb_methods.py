@@ -160,6 +160,23 @@ def test_vi_dais_is_fit_vi_with_the_dais_guide_and_its_options(monkeypatch):
     assert seen["prior"] is problem.prior and set(seen["init"]) == set(problem.init)
 
 
+def test_vi_iaf_is_fit_vi_with_the_flow_guide_from_the_shared_start(monkeypatch):
+    import models
+
+    seen = {}
+
+    def spy(model, *args, **kwargs):
+        seen.update(kwargs, model=model)
+        return "fit"
+
+    monkeypatch.setattr(models, "fit_vi", spy)
+    problem = build_problem(Cell("generated", "gaussian_mixture", 2, "vi_iaf",
+                                 covariance_type="full", dataset_params=TINY_2D))
+    assert fit_method(problem, "vi_iaf", {"num_flows": 2}) == "fit"
+    assert seen["guide"] == "iaf" and seen["guide_options"] == {"num_flows": 2}
+    assert seen["prior"] is problem.prior and set(seen["init"]) == set(problem.init)
+
+
 def test_laplace_row_is_a_direct_fit_laplace_from_the_shared_start_and_prior():
     import models
     from experiments.models_registry import model_call
@@ -183,7 +200,7 @@ def test_methods_all_leaves_out_the_opt_in_methods():
 
     cfg = parse_config({"grid": [{"datasets": [{"name": "generated", **TINY_2D}],
                                   "n_components": [2], "methods": "all"}]})
-    opt_in = {"cavi", "vi_low_rank", "vi_dais", "laplace", "evidence"}
+    opt_in = {"cavi", "vi_low_rank", "vi_iaf", "vi_dais", "laplace", "evidence"}
     assert not opt_in & {c.method for c in cfg.cells}
     assert {c.method for c in cfg.cells} == {m for m, e in METHODS.items()
                                             if e.in_all and e.supports("gaussian_mixture")}

@@ -93,6 +93,25 @@ def test_dais_takes_its_options_and_bad_ones_are_refused(counts_200):
                           guide_options=options)
 
 
+def test_iaf_starts_at_the_given_start_and_bounds_the_evidence(gaussian_200):
+    prior = GaussianMixturePrior(1.0, M0, KAPPA0, NU0, PSI0, "full")
+    start = {"means": np.array([[3.0, 2.0]]), "covariances": np.eye(2)[None]}
+    # one step: q is still centred on the start, up to the randomly initialised flows' own
+    # small shifts (NumPyro's AutoIAFNormal would be centred at 0)
+    first = models.fit_vi(models.gaussian_mixture, gaussian_200, 1, covariance_type="full",
+                          prior=prior, guide="iaf", init=start, num_steps=1, window=1,
+                          elbo_particles=10)
+    np.testing.assert_allclose(first.params["means"][0], [3.0, 2.0], atol=0.15)
+    res = models.fit_vi(models.gaussian_mixture, gaussian_200, 1, covariance_type="full",
+                        prior=prior, guide="iaf", init=start, num_samples=500)
+    assert res.method == "vi_iaf"
+    check_bound(res, niw_log_evidence(gaussian_200), max_gap=0.5)
+    np.testing.assert_allclose(res.params["means"][0], gaussian_200.mean(0), atol=0.1)
+    with pytest.raises(ValueError, match="latent dim = 1"):  # a flow needs two dimensions
+        models.fit_vi(models.poisson_mixture, np.arange(5.0), 1,
+                      prior=PoissonMixturePrior(1.0, A0, B0), guide="iaf")
+
+
 # --- the ELBO plateau test: calibrated against its Monte-Carlo error -----------------------
 
 def _pass_rate(make_pair, n=300, tol=0.0, k=2.0):
