@@ -5,7 +5,9 @@ A family subclass supplies:
 _family()                    hashable family object (families.py: Gaussian, Poisson, Bernoulli)
 _validate_family_params()    extra hyper-parameter checks
 _validate_samples(X)         extra data checks (X already (N, D) float64)
-_resolve_prior(X, w)         the validated prior object
+_prior_class                 the family's prior class (em_reference.priors)
+_default_prior(X, w)         its data-dependent default, for prior="default"
+_check_prior(prior)          optional: a given prior's fit to the estimator (e.g. covariance type)
 _data_center(X, w)           None, or a point (D,) the loop works relative to (precision)
 _translate(prior | q, v)     the same object with its locations moved by v
 _store(components)           fitted attributes of q(theta)
@@ -53,6 +55,21 @@ class MixtureCAVI(DensityMixin, BaseEstimator):
         check_choice("weight_concentration_prior_type", self.weight_concentration_prior_type,
                      weights_lib.WEIGHT_PRIOR_TYPES)
         self._validate_family_params()
+
+    def _check_prior(self, prior):
+        return prior
+
+    def _resolve_prior(self, X, w):
+        """The validated prior: "default" or an instance of the family's prior class (variational
+        Bayes has no prior-free form, so None is refused)."""
+        if isinstance(self.prior, str) and self.prior == "default":
+            prior = self._default_prior(X, w)
+        elif isinstance(self.prior, self._prior_class):
+            prior = self._check_prior(self.prior)
+        else:
+            raise ValueError(f"prior must be 'default' or a {self._prior_class.__name__} "
+                             f"(variational Bayes needs a prior), got {self.prior!r}")
+        return prior.validate(X.shape[1], self.n_components)
 
     def _check_weight_prior(self, prior):
         """The DP's concentration gamma is one number (every stick is Beta(1, gamma))."""

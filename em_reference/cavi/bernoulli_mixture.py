@@ -53,14 +53,10 @@ class BernoulliMixtureCAVI(MixtureCAVI):
     def _family(self):
         return families.BernoulliCAVIFamily()
 
-    def _resolve_prior(self, X, w):
-        k, d = self.n_components, X.shape[1]
-        if isinstance(self.prior, str) and self.prior == "default":
-            return BernoulliMixturePrior.default(X, k, w).validate(d, k)
-        if isinstance(self.prior, BernoulliMixturePrior):
-            return self.prior.validate(d, k)
-        raise ValueError(f"prior must be 'default' or a BernoulliMixturePrior (variational "
-                         f"Bayes needs a prior), got {self.prior!r}")
+    _prior_class = BernoulliMixturePrior
+
+    def _default_prior(self, X, w):
+        return BernoulliMixturePrior.default(X, self.n_components, w)
 
     def _data_center(self, X, w):
         return None  # pixels stay 0/1

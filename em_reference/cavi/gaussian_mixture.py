@@ -112,17 +112,16 @@ class GaussianMixtureCAVI(MixtureCAVI):
     def _family(self):
         return families.GaussianCAVIFamily(self.covariance_type)
 
-    def _resolve_prior(self, X, w):
-        k, d = self.n_components, X.shape[1]
-        if isinstance(self.prior, str) and self.prior == "default":
-            return GaussianMixturePrior.default(X, k, self.covariance_type, w).validate(d, k)
-        if isinstance(self.prior, GaussianMixturePrior):
-            if self.prior.covariance_type != self.covariance_type:
-                raise ValueError(f"prior is for covariance_type={self.prior.covariance_type!r} "
-                                 f"but the estimator has {self.covariance_type!r}")
-            return self.prior.validate(d, k)
-        raise ValueError(f"prior must be 'default' or a GaussianMixturePrior (variational Bayes "
-                         f"needs a prior), got {self.prior!r}")
+    _prior_class = GaussianMixturePrior
+
+    def _default_prior(self, X, w):
+        return GaussianMixturePrior.default(X, self.n_components, self.covariance_type, w)
+
+    def _check_prior(self, prior):
+        if prior.covariance_type != self.covariance_type:
+            raise ValueError(f"prior is for covariance_type={prior.covariance_type!r} "
+                             f"but the estimator has {self.covariance_type!r}")
+        return prior
 
     # EM's (GaussianFamily): the data's weighted mean, and mean_prior (a GaussianMixturePrior) or
     # the means (any NamedTuple with means, here NormalWishart) moved by a shift (D,)

@@ -52,14 +52,10 @@ class PoissonMixtureCAVI(MixtureCAVI):
     def _family(self):
         return families.PoissonCAVIFamily()
 
-    def _resolve_prior(self, X, w):
-        k, d = self.n_components, X.shape[1]
-        if isinstance(self.prior, str) and self.prior == "default":
-            return PoissonMixturePrior.default(X, k, w).validate(d, k)
-        if isinstance(self.prior, PoissonMixturePrior):
-            return self.prior.validate(d, k)
-        raise ValueError(f"prior must be 'default' or a PoissonMixturePrior (variational Bayes "
-                         f"needs a prior), got {self.prior!r}")
+    _prior_class = PoissonMixturePrior
+
+    def _default_prior(self, X, w):
+        return PoissonMixturePrior.default(X, self.n_components, w)
 
     def _data_center(self, X, w):
         return None  # counts stay counts
