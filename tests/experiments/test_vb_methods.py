@@ -143,7 +143,13 @@ def test_vi_low_rank_is_fit_vi_with_the_low_rank_guide(monkeypatch):
     assert set(seen["init"]) == set(problem.init)
 
 
-def test_vi_dais_is_fit_vi_with_the_dais_guide_and_its_options(monkeypatch):
+@pytest.mark.parametrize("method, options, guide, guide_options", [
+    ("vi_dais", {"dais_steps": 8, "base_dist": "cholesky"}, "dais",
+     {"K": 8, "base_dist": "cholesky"}),
+    ("vi_iaf", {"num_flows": 2}, "iaf", {"num_flows": 2}),
+])
+def test_guide_methods_are_fit_vi_with_their_guide_and_options_from_the_shared_start(
+        monkeypatch, method, options, guide, guide_options):
     import models
 
     seen = {}
@@ -153,27 +159,10 @@ def test_vi_dais_is_fit_vi_with_the_dais_guide_and_its_options(monkeypatch):
         return "fit"
 
     monkeypatch.setattr(models, "fit_vi", spy)
-    problem = build_problem(Cell("generated", "gaussian_mixture", 2, "vi_dais",
+    problem = build_problem(Cell("generated", "gaussian_mixture", 2, method,
                                  covariance_type="full", dataset_params=TINY_2D))
-    assert fit_method(problem, "vi_dais", {"dais_steps": 8, "base_dist": "cholesky"}) == "fit"
-    assert seen["guide"] == "dais" and seen["guide_options"] == {"K": 8, "base_dist": "cholesky"}
-    assert seen["prior"] is problem.prior and set(seen["init"]) == set(problem.init)
-
-
-def test_vi_iaf_is_fit_vi_with_the_flow_guide_from_the_shared_start(monkeypatch):
-    import models
-
-    seen = {}
-
-    def spy(model, *args, **kwargs):
-        seen.update(kwargs, model=model)
-        return "fit"
-
-    monkeypatch.setattr(models, "fit_vi", spy)
-    problem = build_problem(Cell("generated", "gaussian_mixture", 2, "vi_iaf",
-                                 covariance_type="full", dataset_params=TINY_2D))
-    assert fit_method(problem, "vi_iaf", {"num_flows": 2}) == "fit"
-    assert seen["guide"] == "iaf" and seen["guide_options"] == {"num_flows": 2}
+    assert fit_method(problem, method, options) == "fit"
+    assert seen["guide"] == guide and seen["guide_options"] == guide_options
     assert seen["prior"] is problem.prior and set(seen["init"]) == set(problem.init)
 
 
