@@ -330,14 +330,15 @@ def test_workers_die_with_a_killed_parent(tmp_path):
 def test_ctrl_c_to_the_process_group_is_quiet(tmp_path):
     proc, below = _start_slow_grid(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert len(err.strip().splitlines()) <= 4, err
-    assert "rerun the same command to resume" in err
+    out, err = proc.communicate(timeout=60)
+    seen = f"exit {proc.returncode}; stderr: {err!r}; stdout: {out[-2000:]!r}"  # on failure
+    assert proc.returncode == 130, seen
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, seen
+    assert len(err.strip().splitlines()) <= 4, seen
+    assert "rerun the same command to resume" in err, seen
     deadline = time.time() + 10
     while any(_alive(p) for p in below) and time.time() < deadline:
         time.sleep(0.1)
-    assert not [p for p in below if _alive(p)]
+    assert not [p for p in below if _alive(p)], seen
     assert not (tmp_path / "out" / "cells").is_dir() or not list(
         (tmp_path / "out" / "cells").glob("*/row.json"))  # nothing that never ran is recorded
