@@ -19,7 +19,8 @@ certified: MAP-EM and MAP maximise the same objective, so certified fits agree t
 restarts reached (objectives within ``OPTIMA_TOL`` nats per sample are one), how often each,
 and which one the reported fit (from the shared start) is.
 
-``kl_gap``: for every bound row (``BOUND_METHODS``: the NumPyro VI guides, Laplace and CAVI) of a
+``kl_gap``: for every bound row (a method registered with ``bound_over``: the NumPyro VI guides,
+Laplace and CAVI; methods.registry.bound_methods) of a
 problem and prior with a certified ``evidence`` row, ``kl_gap = log_evidence - elbo_vi``, the
 KL divergence of the bound's q from the exact posterior (over theta for NumPyro's guides, over
 (z, theta) for CAVI; both bound the same log p(X)), with ``kl_gap_se`` = the two Monte-Carlo
@@ -41,11 +42,6 @@ REFERENCE_METHOD = "em"
 AGREEMENT_TOL = 1e-6  # nats per sample: MAP-EM and MAP at the same optimum
 OPTIMA_TOL = 1e-6  # nats per sample: two restarts' objectives within it are one optimum
 EVIDENCE_METHOD = "evidence"
-# rows whose elbo_vi bounds the evidence log p(X) with every constant (scikit-learn's VB omits
-# them: excluded); CAVI's is over (z, theta), the NumPyro guides' over theta with z summed out
-BOUND_METHODS = ("vi_mean_field", "vi_full_rank", "vi_low_rank", "vi_iaf", "vi_dais",
-                 "laplace", "cavi")
-JOINT_BOUND_METHODS = ("cavi",)
 EXCEEDS_SE = 3.0  # a bound this many standard errors above the evidence is a bug
 PROBLEM_COLUMNS = ("dataset", "dataset_params", "model", "model_options", "n_components",
                    "covariance_type", "seed", "held_out_fraction", "data_hash")
@@ -242,16 +238,31 @@ def kl_gap(elbo, elbo_se, log_evidence, log_evidence_se) -> dict:
             "bound_exceeds_evidence": bool(gap < -EXCEEDS_SE * judge)}
 
 
+def _bounds():
+    from .methods.registry import bound_methods
+
+    return bound_methods()
+
+
 def _judged(rows):
     """(bound row, its evidence row, kl_gap columns) for every finished bound row of a problem
-    (and prior) with a reference evidence row."""
+    (and prior) with a reference evidence row. A row trained on Renyi's bound (renyi_bound:
+    vi_iwae, vi_renyi) also gets renyi_gap = log_evidence - renyi_bound and its SE, and is
+    flagged when either of its bounds exceeds the evidence."""
     refs = evidence_references(rows)
+    bounds = _bounds()
     for row in _finished(rows):
         ref = refs.get(prior_problem_key(row))
         elbo = _number(row, "elbo_vi")
-        if row["method"] in BOUND_METHODS and ref is not None and np.isfinite(elbo):
-            yield row, ref, kl_gap(elbo, _number(row, "elbo_vi_se"),
-                                   _number(ref, "log_evidence"), _number(ref, "log_evidence_se"))
+        if row["method"] in bounds and ref is not None and np.isfinite(elbo):
+            evidence = _number(ref, "log_evidence"), _number(ref, "log_evidence_se")
+            gap = kl_gap(elbo, _number(row, "elbo_vi_se"), *evidence)
+            renyi = _number(row, "renyi_bound")
+            if np.isfinite(renyi):
+                other = kl_gap(renyi, _number(row, "renyi_bound_se"), *evidence)
+                gap.update(renyi_gap=other["kl_gap"], renyi_gap_se=other["kl_gap_se"])
+                gap["bound_exceeds_evidence"] |= other["bound_exceeds_evidence"]
+            yield row, ref, gap
 
 
 def add_kl_gap_columns(rows: list[dict]):
@@ -265,7 +276,9 @@ def kl_gaps(rows) -> list[dict]:
     """One dict per bound row judged against an evidence row (rows: dicts; kl_gap is computed
     here, not read): dataset, n_components, covariance_type, seed, prior, method, fit_status,
     bound_over ("(z, θ)" or "θ"), elbo, elbo_se, log_evidence, log_evidence_se,
-    kl_gap, kl_gap_se, bound_exceeds_evidence, sigmas (kl_gap / kl_gap_se)."""
+    kl_gap, kl_gap_se, bound_exceeds_evidence, sigmas (kl_gap / kl_gap_se), run_time, and
+    renyi_gap, renyi_gap_se (NaN but for a row trained on Renyi's bound)."""
+    bounds = _bounds()
     out = []
     for row, ref, gap in _judged(rows):
         out.append({"dataset": row["dataset"], "n_components": row.get("n_components"),
@@ -273,16 +286,18 @@ def kl_gaps(rows) -> list[dict]:
                     "seed": row.get("seed"), "prior": row.get("prior"),
                     "method": row["method"],
                     "fit_status": "ok" if certified(row) else row["fit_status"],
-                    "bound_over": ("(z, θ)" if row["method"] in JOINT_BOUND_METHODS
-                                   else "θ"),
+                    "bound_over": bounds[row["method"]], "run_time": _number(row, "run_time"),
+                    "renyi_gap": gap.get("renyi_gap", float("nan")),
+                    "renyi_gap_se": gap.get("renyi_gap_se", float("nan")),
                     "elbo": _number(row, "elbo_vi"), "elbo_se": _number(row, "elbo_vi_se"),
                     "log_evidence": _number(ref, "log_evidence"),
-                    "log_evidence_se": _number(ref, "log_evidence_se"), **gap,
+                    "log_evidence_se": _number(ref, "log_evidence_se"),
+                    **{k: v for k, v in gap.items() if not k.startswith("renyi")},
                     "sigmas": gap["kl_gap"] / gap["kl_gap_se"] if gap["kl_gap_se"] > 0
                     else float("nan")})
     return sorted(out, key=lambda d: (d["dataset"], str(d["n_components"]),
                                       d["covariance_type"], str(d["seed"]), str(d["prior"]),
-                                      BOUND_METHODS.index(d["method"])))
+                                      list(bounds).index(d["method"])))
 
 
 def uncertified_evidence(rows) -> list[dict]:
@@ -298,13 +313,14 @@ def joint_vs_marginal(rows) -> list[dict]:
     (cavi - best: > 0 when CAVI's bound over (z, theta) is the tighter), difference_se (the
     NumPyro bound's; CAVI's is exact)."""
     groups: dict[str, dict] = {}
+    bounds = _bounds()
     for row in _finished(rows):
-        if row["method"] in BOUND_METHODS and np.isfinite(_number(row, "elbo_vi")):
+        if row["method"] in bounds and np.isfinite(_number(row, "elbo_vi")):
             groups.setdefault(prior_problem_key(row), {})[row["method"]] = row
     out = []
     for group in groups.values():
-        joint = [m for m in group if m in JOINT_BOUND_METHODS]
-        marginal = [m for m in group if m not in JOINT_BOUND_METHODS]
+        joint = [m for m in group if bounds[m] == "(z, θ)"]
+        marginal = [m for m in group if bounds[m] == "θ"]
         if not joint or not marginal:
             continue
         cavi = group[joint[0]]

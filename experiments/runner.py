@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .cells import Cell
 from .execute import CellOutcome, identity_columns, run_cell
+from .methods import METHODS
 from .store import ResultStore, atomic_write_text
 
 MAX_WORKER_DEATHS = 2   # a cell whose worker dies this often while it runs alone has failed
@@ -49,15 +50,15 @@ class RunSummary:
     total_wall_time: float  # every run into this folder, this one included
 
 
-# rough cost per cell, for longest-first scheduling (compilation dominates the NumPyro ones)
-COST_RANK = {"vi_mean_field": 0, "vi_full_rank": 0, "vi_dais": 0, "vi_iaf": 0, "nuts": 0,
-             "evidence": 0, "map": 1, "mle_sgd": 1}
+def _cost_rank(method: str) -> int:
+    entry = METHODS.get(method)  # the registration's rough cost of a cell (0: the slowest)
+    return entry.cost_rank if entry is not None else 2
 
 
 def _order(cells):
     """Expensive methods first (so no slow cell is left alone at the end of a parallel run),
     then cells of the same method and data shape together (so workers reuse compiled code)."""
-    return sorted(cells, key=lambda c: (COST_RANK.get(c.method, 2), c.method, c.model,
+    return sorted(cells, key=lambda c: (_cost_rank(c.method), c.method, c.model,
                                         c.covariance_type, c.dataset, c.n_components or 0,
                                         c.seed, c.key))
 

@@ -11,7 +11,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import AffineTransform
-from numpyro.infer import SVI, Predictive, Trace_ELBO
+from numpyro.infer import SVI, Predictive, RenyiELBO, Trace_ELBO
 from numpyro.infer.autoguide import (AutoDAIS, AutoIAFNormal, AutoLowRankMultivariateNormal,
                                      AutoMultivariateNormal, AutoNormal)
 from numpyro.infer.initialization import init_to_uniform
@@ -53,15 +53,17 @@ class AutoIAFNormalFromStart(AutoIAFNormal):
 GUIDES = {"mean_field": AutoNormal, "full_rank": AutoMultivariateNormal,
           "low_rank": AutoLowRankMultivariateNormal, "dais": AutoDAIS,
           "iaf": AutoIAFNormalFromStart}
+OBJECTIVES = ("elbo", "renyi")
 
 
 @one_blas_thread()  # XLA's LAPACK calls: see em_reference.config
 def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
            num_steps=10000, learning_rate=0.01, num_particles=1, window=500, tol=0.01,
            plateau_k=2.0, init_scale=0.1, rank=None, guide_options=None, num_samples=1000,
-           elbo_particles=2000, init_strategy=init_to_uniform, progress_bar=False,
-           model_kwargs=None, **kwargs):
-    """Fit q(theta) by maximising the ELBO (a bound on the evidence log p(X)).
+           elbo_particles=2000, objective="elbo", alpha=0.0, init_strategy=init_to_uniform,
+           progress_bar=False, model_kwargs=None, **kwargs):
+    """Fit q(theta) by maximising the ELBO (a bound on the evidence log p(X)), or Renyi's
+    bound.
 
     guide : "mean_field" (AutoNormal), "full_rank" (AutoMultivariateNormal), "low_rank"
         (AutoLowRankMultivariateNormal, ``rank`` default sqrt of the dimension), "dais"
@@ -87,11 +89,20 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
         "not_converged" when it ran out of num_steps. diagnostics["plateau_change"] (nats,
         ELBO of the last window minus the one before) and ["plateau_change_se"] give the
         last test.
+    objective, alpha : "elbo" (Trace_ELBO) or "renyi": Renyi's alpha-bound with num_particles
+        = k >= 2 draws per estimate, (1 / (1 - alpha)) log (1/k) sum_i w_i^(1 - alpha) with
+        w_i = p(X, theta_i) / q(theta_i) (Li & Turner 2016; alpha = 0 is the IWAE bound,
+        Burda et al. 2016), tighter than the ELBO for alpha < 1 (NumPyro's RenyiELBO). The
+        plateau test and the kept restart then follow that objective; ``elbo`` is still the
+        standard ELBO of the fitted q (elbo_particles one-draw estimates, so that every q is
+        judged by the same bound), and diagnostics["renyi_bound"] (with "renyi_bound_se")
+        estimates the k-draw objective at the fitted q (elbo_particles estimates).
     num_samples : draws from the fitted guide (``samples``; ``params`` is their mean).
     elbo_particles : at least this many independent ELBO estimates (each with num_particles
         particles; rounded up to a multiple of ``window``) at the fitted guide give ``elbo``
         (their mean) and ``elbo_se`` (its Monte-Carlo standard error).
-    Returns FitResult with method "vi_<guide>" and objective "elbo_vi".
+    Returns FitResult with method "vi_<guide>" and objective "elbo_vi" ("vi_<guide>_renyi" and
+    "iwae_vi" for alpha 0, else "renyi_vi", for objective "renyi").
     """
     t_start = time.perf_counter()
     kwargs = merge_model_kwargs(kwargs, model_kwargs)
@@ -108,6 +119,19 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
                              "with init_loc_fn=numpyro.infer.init_to_value(values=...)")
     else:
         raise ValueError(f"guide must be a string or a callable, got {type(guide).__name__}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
+    renyi = objective == "renyi"
+    if renyi:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (
+                np.isfinite(alpha) and alpha >= 0 and alpha != 1):
+            raise ValueError(f"alpha must be a finite number >= 0 and != 1 (Renyi's bound is "
+                             f"a lower bound for alpha >= 0; alpha = 1 is the ELBO), got "
+                             f"{alpha!r}")
+        if isinstance(num_particles, int) and num_particles < 2:
+            raise ValueError(f"objective 'renyi' needs num_particles >= 2 draws per estimate "
+                             f"(with one it is the ELBO), got {num_particles}")
+        method += "_renyi"
     if rank is not None:
         check_positive_int(rank, "rank")
     if guide_options is not None and not isinstance(guide_options, dict):
@@ -146,8 +170,9 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
             if guide == "low_rank" and rank is not None:
                 options["rank"] = rank
             g = GUIDES[guide](model, **options, **(guide_options or {}))
-        return SVI(model, g, numpyro.optim.Adam(learning_rate),
-                   Trace_ELBO(num_particles=num_particles))
+        loss = (RenyiELBO(alpha=float(alpha), num_particles=num_particles) if renyi
+                else Trace_ELBO(num_particles=num_particles))
+        return SVI(model, g, numpyro.optim.Adam(learning_rate), loss)
 
     keys = jax.random.split(jax.random.PRNGKey(seed), n_restarts + 1)
     states, compile_time = init_states(make_svi, keys[:-1], inits, info, margs)
@@ -171,18 +196,38 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
         args, kwargs = margs.rebuild(dyn)
         svi = ready_svi(make_svi, args, kwargs)
         params = svi.get_params(state)
+        k_draw, k_elbo = jax.random.split(key)
         draws = Predictive(svi.guide, params=params, num_samples=num_samples,
-                           return_sites=latent)(key, *args, **kwargs)
-        return params, draws
+                           return_sites=latent)(k_draw, *args, **kwargs)
+        if not renyi:
+            return params, draws, None
+        one_draw = Trace_ELBO(num_particles=1)  # the standard bound, one draw per estimate
+        elbos = jax.vmap(lambda k: -one_draw.loss(k, params, model, svi.guide, *args,
+                                                  **kwargs))(
+            jax.random.split(k_elbo, elbo_particles))
+        return params, draws, elbos
 
     final_c, dt = compile_timed(final, state, keys[-1], margs.dyn)
     compile_time += dt
-    params, draws = final_c(state, keys[-1], margs.dyn)
+    params, draws, elbos = final_c(state, keys[-1], margs.dyn)
     params = to_numpy(params)
     require_finite(params, "variational parameters", method)
-    # the final ELBO: fresh one-particle estimates at the kept parameters, from the compiled
+    # the training objective at the kept parameters: fresh estimates from the compiled
     # training step with the parameters frozen (num_particles per estimate, as in training)
-    elbos = -loop.frozen_losses(elbo_particles, at=averaged)[best]
+    bounds = -loop.frozen_losses(elbo_particles, at=averaged)[best]
+    extra_diagnostics = {}
+    if renyi:
+        n_bad = int((~np.isfinite(bounds)).sum())
+        if n_bad:
+            raise FitError(f"{method}: {n_bad} of {len(bounds)} Renyi bound estimates are "
+                           "non-finite at the fitted guide")
+        extra_diagnostics = {
+            "renyi_bound": float(bounds.mean()),
+            "renyi_bound_se": float(bounds.std(ddof=1) / np.sqrt(len(bounds))),
+            "renyi_alpha": float(alpha), "renyi_particles": int(num_particles)}
+        elbos = np.asarray(elbos)
+    else:
+        elbos = bounds
     n_bad = int((~np.isfinite(elbos)).sum())
     if n_bad:
         raise FitError(f"{method}: {n_bad} of {len(elbos)} ELBO estimates are non-finite at "
@@ -193,14 +238,19 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
     elbo, elbo_se = float(elbos.mean()), float(elbos.std(ddof=1) / np.sqrt(len(elbos)))
     conv = bool(loop.converged[best])
     change, change_se = -float(loop.last_change[best]), float(loop.last_se[best])
+    name = (("IWAE" if alpha == 0 else f"Renyi(alpha={alpha:g})") + f"-{num_particles} bound"
+            if renyi else "ELBO")
     message = (f"{method}: restart {best} of {n_restarts} kept; "
-               + (f"ELBO plateau after {len(loop.losses[best])} steps" if conv else
-                  f"NOT CONVERGED: no ELBO plateau in {len(loop.losses[best])} steps")
+               + (f"{name} plateau after {len(loop.losses[best])} steps" if conv else
+                  f"NOT CONVERGED: no {name} plateau in {len(loop.losses[best])} steps")
                + f" (last window change {change:.3g} +- {change_se:.2g} nats, test: within "
                f"{tol:g} + {plateau_k:g} se); ELBO {elbo:.6g} +- {elbo_se:.2g} "
-               f"({len(elbos)} estimates)")
+               f"({len(elbos)} estimates)"
+               + (f"; {name} {extra_diagnostics['renyi_bound']:.6g} +- "
+                  f"{extra_diagnostics['renyi_bound_se']:.2g}" if renyi else ""))
+    objective_name = ("iwae_vi" if alpha == 0 else "renyi_vi") if renyi else "elbo_vi"
     return FitResult(
-        method=method, params=point, samples=samples, objective_name="elbo_vi",
+        method=method, params=point, samples=samples, objective_name=objective_name,
         objective_trace=-loop.losses[best], elbo=elbo, elbo_se=elbo_se,
         inference_data=posterior_inference_data(samples, 1),
         wall_time=time.perf_counter() - t_start, compile_time=compile_time, converged=conv,
@@ -211,4 +261,4 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
                      "n_failed_restarts": int(loop.failed.sum()),
                      "guide_params": params, "plateau_change": change,
                      "plateau_change_se": change_se, "plateau_tol": float(tol),
-                     "plateau_k": float(plateau_k)})
+                     "plateau_k": float(plateau_k), **extra_diagnostics})

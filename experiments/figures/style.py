@@ -13,15 +13,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 METHOD_ORDER = ("em", "map_em", "hard_em", "sklearn_em", "mle_sgd", "map", "sklearn_vb",
                 "vi_mean_field", "vi_full_rank", "nuts", "cavi", "vi_low_rank", "evidence",
-                "kmeans", "vae_elbo", "vae_iwae", "laplace", "vi_dais", "vi_iaf")
+                "kmeans", "vae_elbo", "vae_iwae", "laplace", "vi_dais", "vi_iaf", "vi_iwae",
+                "vi_renyi")
 # colour-blind-safe: Okabe & Ito's eight (Wong 2011, Nature Methods 8:441), then Paul Tol's
 # "muted" scheme, yellow (faint on white), Tol's vibrant magenta and red, his high-contrast
-# ochre; black (the truth's colour) comes last
+# ochre, his high-contrast blue and vibrant teal; black (the truth's colour) comes last
 _OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000",
               "#F0E442")
 _TOL_MUTED = ("#332288", "#882255", "#117733", "#999933", "#AA4499", "#44AA99", "#DDCC77",
               "#CC6677", "#88CCEE")
-_TOL_MORE = ("#EE3377", "#CC3311", "#997700")
+_TOL_MORE = ("#EE3377", "#CC3311", "#997700", "#004488", "#009988")
 _PALETTE = _OKABE_ITO[:6] + _TOL_MUTED + _OKABE_ITO[7:] + _TOL_MORE + _OKABE_ITO[6:7]
 TRUTH_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.2}
 DATA_COLOR = "0.6"

@@ -49,7 +49,7 @@ def global_only(entry) -> bool:
     return not entry.amortized
 
 
-@register_method("mle_sgd", models=global_only,
+@register_method("mle_sgd", models=global_only, cost_rank=1,
                  description="maximum likelihood by Adam on the NumPyro model (models.fit_map, "
                              "params only)")
 def fit_mle_sgd(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
@@ -58,7 +58,7 @@ def fit_mle_sgd(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01
                 polish=polish)
 
 
-@register_method("map", models=global_only, uses_prior=True,
+@register_method("map", models=global_only, uses_prior=True, cost_rank=1,
                  description="MAP by Adam then BFGS on the NumPyro model (models.fit_map)")
 def fit_map(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
             polish: bool = True):
@@ -72,23 +72,23 @@ def _vi(problem, guide, num_steps, learning_rate, num_samples, elbo_particles):
                 elbo_particles=elbo_particles)
 
 
-@register_method("vi_mean_field", models=global_only, kind="posterior",
-                 uses_prior=True,
+@register_method("vi_mean_field", models=global_only, kind="posterior", uses_prior=True,
+                 bound_over="θ", cost_rank=0,
                  description="VI with a mean-field normal guide (models.fit_vi)")
 def fit_vi_mean_field(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
                       num_samples: Count = 1000, elbo_particles: Count = 2000):
     return _vi(problem, "mean_field", num_steps, learning_rate, num_samples, elbo_particles)
 
 
-@register_method("vi_full_rank", models=global_only, kind="posterior",
-                 uses_prior=True,
+@register_method("vi_full_rank", models=global_only, kind="posterior", uses_prior=True,
+                 bound_over="θ", cost_rank=0,
                  description="VI with a full-rank multivariate normal guide (models.fit_vi)")
 def fit_vi_full_rank(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
                      num_samples: Count = 1000, elbo_particles: Count = 2000):
     return _vi(problem, "full_rank", num_steps, learning_rate, num_samples, elbo_particles)
 
 
-@register_method("nuts", models=global_only, kind="posterior", uses_prior=True,
+@register_method("nuts", models=global_only, kind="posterior", uses_prior=True, cost_rank=0,
                  description="NUTS (models.fit_nuts): the reference posterior only where "
                              "its chains mixed (fit_status ok; failed_to_mix is flagged)")
 def fit_nuts(problem, num_warmup: NonNegativeInt = 500, num_samples: Count = 500,

@@ -30,6 +30,9 @@ import numpy as np
 from ..specs import Spec, check_values, signature_specs
 
 KINDS = ("point", "posterior")
+# what a method's elbo_vi bounds log p(X) over, with every constant: the parameters with z
+# summed out (NumPyro's guides, Laplace) or the assignments and parameters (CAVI)
+BOUNDS_OVER = ("θ", "(z, θ)")
 
 
 def make_fit(method: str, params: dict, objective_name: str | None, objective_trace,
@@ -68,6 +71,8 @@ class MethodEntry:
     is_em: bool
     description: str
     in_all: bool = True  # whether a grid block's methods = "all" includes it
+    bound_over: str | None = None  # one of BOUNDS_OVER: its elbo_vi is judged by kl_gap
+    cost_rank: int = 2  # longest-first scheduling: 0 slowest (compiled SVI, NUTS), 1, 2
 
     @property
     def specs(self) -> dict[str, Spec]:
@@ -97,16 +102,25 @@ METHODS: dict[str, MethodEntry] = {}
 
 
 def register_method(name: str, *, models=None, kind="point", uses_prior=False, is_em=False,
-                    description="", in_all=True):
+                    description="", in_all=True, bound_over=None, cost_rank=2):
     """Decorator: register ``fit(problem, **options) -> models.FitResult`` under ``name``.
 
     models : which models it can fit: None (any), model names, or a predicate on the
     ModelEntry. kind : "point" or "posterior". uses_prior : whether the fit depends on
     problem.prior. is_em : EM-type method (gets elbo_em at its own final q). in_all : whether
-    ``methods = "all"`` includes it (False: only grids that name it run it).
+    ``methods = "all"`` includes it (False: only grids that name it run it). bound_over : None,
+    or what its ``elbo_vi`` bounds log p(X) over with every constant (one of BOUNDS_OVER:
+    "θ" with z summed out, "(z, θ)"), so that comparisons.kl_gaps judges it against the
+    evidence. cost_rank : longest-first scheduling of a grid's cells (runner): 0 for the
+    slowest (compiled SVI, NUTS), 1 for the middling, 2 (default) for the rest.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if bound_over not in (None, *BOUNDS_OVER):
+        raise ValueError(f"bound_over must be None or one of {BOUNDS_OVER}, got "
+                         f"{bound_over!r}")
+    if cost_rank not in (0, 1, 2):
+        raise ValueError(f"cost_rank must be 0, 1 or 2, got {cost_rank!r}")
     if models is not None and not callable(models):
         models = tuple(models)
 
@@ -114,7 +128,13 @@ def register_method(name: str, *, models=None, kind="point", uses_prior=False, i
         signature_specs(fit, skip=1)  # every option has a default: fails at registration
         METHODS[name] = MethodEntry(name, fit, models, kind, uses_prior, is_em,
                                     description or (fit.__doc__ or "").strip().split("\n")[0],
-                                    bool(in_all))
+                                    bool(in_all), bound_over, int(cost_rank))
         return fit
 
     return decorate
+
+
+def bound_methods() -> dict[str, str]:
+    """{method name: what its elbo_vi bounds log p(X) over} of every registered bound method,
+    in registration order."""
+    return {name: m.bound_over for name, m in METHODS.items() if m.bound_over is not None}

@@ -184,12 +184,47 @@ def test_laplace_row_is_a_direct_fit_laplace_from_the_shared_start_and_prior():
                                   direct.diagnostics["mode_unconstrained"])
 
 
+@pytest.mark.parametrize("method, options, alpha", [
+    ("vi_iwae", {"num_particles": 4}, 0.0),
+    ("vi_renyi", {"alpha": 0.5, "num_particles": 3, "guide": "full_rank"}, 0.5),
+])
+def test_renyi_rows_are_a_direct_fit_vi_on_renyis_bound_with_its_bound_as_columns(
+        method, options, alpha):
+    import models
+    from experiments.models_registry import model_call
+
+    problem = build_problem(Cell("generated", "gaussian_mixture", 2, method,
+                                 covariance_type="full", dataset_params=TINY_2D))
+    small = {"num_steps": 300, "num_samples": 50, "elbo_particles": 100}
+    row = fit_method(problem, method, {**options, **small})
+    model, args, kwargs = model_call(problem, True)
+    direct = models.fit_vi(model, *args, seed=problem.seed, objective="renyi", alpha=alpha,
+                           guide=options.get("guide", "mean_field"),
+                           num_particles=options["num_particles"],
+                           init={k: np.asarray(v) for k, v in problem.init.items()},
+                           **small, **kwargs)
+    assert row.elbo == direct.elbo and row.elbo_se == direct.elbo_se
+    columns = fit_columns(row)
+    assert columns["renyi_bound"] == direct.diagnostics["renyi_bound"]
+    assert columns["renyi_bound_se"] == direct.diagnostics["renyi_bound_se"] > 0
+    assert columns["renyi_particles"] == options["num_particles"]
+    assert columns["renyi_alpha"] == alpha
+    # Renyi's bound at alpha < 1 is above the ELBO of the same q
+    assert columns["renyi_bound"] > row.elbo - 3 * math.hypot(row.elbo_se,
+                                                              columns["renyi_bound_se"])
+    with pytest.raises(ValueError, match="'alpha' must be < 1"):
+        METHODS["vi_renyi"].check_options({"alpha": 1.0})
+    with pytest.raises(ValueError, match="'num_particles' must be >= 2"):
+        METHODS[method].check_options({"num_particles": 1})
+
+
 def test_methods_all_leaves_out_the_opt_in_methods():
     from experiments.config import parse_config
 
     cfg = parse_config({"grid": [{"datasets": [{"name": "generated", **TINY_2D}],
                                   "n_components": [2], "methods": "all"}]})
-    opt_in = {"cavi", "vi_low_rank", "vi_iaf", "vi_dais", "laplace", "evidence"}
+    opt_in = {"cavi", "vi_low_rank", "vi_iaf", "vi_dais", "vi_iwae", "vi_renyi", "laplace",
+              "evidence"}
     assert not opt_in & {c.method for c in cfg.cells}
     assert {c.method for c in cfg.cells} == {m for m, e in METHODS.items()
                                             if e.in_all and e.supports("gaussian_mixture")}
@@ -214,6 +249,10 @@ BOUNDS = {  # method: (elbo_vi, elbo_vi_se)
     "vi_low_rank": (-97.9, 0.05),      # above the evidence by 0.9 s.e.: noise, not flagged
     "vi_full_rank": (-97.0, 0.1),      # made up: 1 nat above it, 7 s.e.: a bug
     "cavi": (-99.5, 0.0),
+}
+TRAINED = {  # method trained on Renyi's bound: (elbo_vi, its se, renyi_bound, its se)
+    "vi_iwae": (-101.0, 0.05, -98.4, 0.05),   # both below the evidence
+    "vi_renyi": (-99.0, 0.05, -97.0, 0.05),   # its ELBO below, its Renyi bound 8.9 s.e. above
 }
 
 
@@ -243,6 +282,9 @@ def gap_store(tmp_path):
           fit_status="failed_to_mix")
     for method, (elbo, se) in BOUNDS.items():
         write(method, method, elbo_vi=elbo, elbo_vi_se=se)
+    for method, (elbo, se, bound, bound_se) in TRAINED.items():
+        write(method, method, elbo_vi=elbo, elbo_vi_se=se, renyi_bound=bound,
+              renyi_bound_se=bound_se, run_time=2.5)
     write("sklearn_vb", "skl", sklearn_vb_lower_bound=-20.0)
     write("vi_mean_field", "other-prior", elbo_vi=-10.0, elbo_vi_se=0.05,
           prior=json.dumps({"mean_precision": 0.1}))
@@ -256,6 +298,17 @@ def test_kl_gap_is_log_evidence_minus_the_bound_and_a_bound_above_it_is_flagged(
         assert table.loc[method, "kl_gap_se"] == pytest.approx(math.hypot(EVIDENCE_SE, se))
     flagged = {m for m in BOUNDS if table.loc[m, "bound_exceeds_evidence"]}
     assert flagged == {"vi_full_rank"}
+    # a q trained on Renyi's bound: kl_gap from its ELBO, renyi_gap from its trained bound,
+    # flagged when either bound exceeds the evidence
+    for method, (elbo, se, bound, bound_se) in TRAINED.items():
+        assert table.loc[method, "kl_gap"] == EVIDENCE - elbo
+        assert table.loc[method, "kl_gap_se"] == pytest.approx(math.hypot(EVIDENCE_SE, se))
+        assert table.loc[method, "renyi_gap"] == pytest.approx(EVIDENCE - bound)
+        assert table.loc[method, "renyi_gap_se"] == pytest.approx(math.hypot(EVIDENCE_SE,
+                                                                             bound_se))
+    assert not table.loc["vi_iwae", "bound_exceeds_evidence"]
+    assert table.loc["vi_renyi", "bound_exceeds_evidence"]
+    assert not np.isfinite(table.loc["vi_mean_field", "renyi_gap"])
     # not judged: the evidence itself, sklearn's bound without its constants, another prior
     for key in ("ev", "ev-bad", "skl", "other-prior"):
         assert not np.isfinite(table.loc[key, "kl_gap"])
@@ -272,7 +325,10 @@ def test_report_shows_kl_gap_flags_the_bug_and_draws_the_gap_figure(gap_store):
     assert "## Bounds against the evidence" in md
     assert "**Bug: bound exceeds evidence**" in md and "vi_full_rank: kl_gap -1.000" in md
     assert "BUG: bound exceeds evidence by 7.1 s.e." in md and "(7.1 s.e. above)" in md
-    assert md.count("bound below evidence") == 2 and "above it by 0.9 s.e.: noise" in md
+    assert md.count("bound below evidence") == 3 and "above it by 0.9 s.e.: noise" in md
+    assert "| renyi_gap |" in md and "BUG: its trained (Renyi) bound exceeds the evidence" in md
+    iwae = next(line for line in md.splitlines() if "| vi_iwae |" in line and "±" in line)
+    assert "| 3.000 ± 0.112 | 0.400 ± 0.112 |" in iwae
     assert "`sklearn_vb` is not judged" in md and "(failed_to_mix)" in md
     # CAVI against the best NumPyro bound (vi_full_rank's -97.0) on the same log p(X)
     assert "CAVI's bound is over (z, θ)" in md
@@ -282,3 +338,47 @@ def test_report_shows_kl_gap_flags_the_bug_and_draws_the_gap_figure(gap_store):
     captions = json.loads((gap_store.root / "figures" / "index.json").read_text())
     (gap,) = [c["caption"] for c in captions if c["stem"] == "kl_gaps"]
     assert "linear axis" in gap and "generated vi_full_rank" in gap
+
+
+def test_gap_figure_ranks_each_problems_bounds_by_gap_and_gives_their_cost(gap_store):
+    from experiments import comparisons
+    from experiments.figures.gaps import _label, _panels
+
+    gaps = comparisons.kl_gaps(gap_store.read_table().to_dict("records"))
+    ((_, group),) = _panels(gaps)
+    assert [d["method"] for d in group] == sorted(
+        [*BOUNDS, *TRAINED], key=lambda m: EVIDENCE - {**BOUNDS, **TRAINED}[m][0])
+    assert _label(group[-1]) == "vi_iwae θ · 2.5 s"  # the widest gap, at the bottom
+    assert _label(next(d for d in group if d["method"] == "cavi")) == "cavi (z, θ) · ? s"
+
+
+def test_a_plug_in_bound_method_is_judged_and_scheduled_by_its_registration(gap_store):
+    from experiments import comparisons
+    from experiments.methods import register_method
+    from experiments.methods.registry import bound_methods
+    from experiments.runner import _order
+
+    for bad, message in (({"bound_over": "z"}, "bound_over must be"),
+                         ({"cost_rank": 3}, "cost_rank must be")):
+        with pytest.raises(ValueError, match=message):
+            register_method("unit_test_bad", **bad)
+    assert "unit_test_bad" not in METHODS
+
+    @register_method("unit_test_bound", kind="posterior", in_all=False, bound_over="θ",
+                     cost_rank=0)
+    def fit_bound(problem):
+        raise AssertionError("never fitted here")
+
+    try:
+        assert bound_methods()["unit_test_bound"] == "θ"
+        records = gap_store.read_table().to_dict("records")
+        plugin = {**next(r for r in records if r["key"] == "vi_mean_field"),
+                  "method": "unit_test_bound", "key": "plug", "elbo_vi": -99.0}
+        (gap,) = [d for d in comparisons.kl_gaps([*records, plugin])
+                  if d["method"] == "unit_test_bound"]
+        assert gap["kl_gap"] == EVIDENCE + 99.0 and gap["bound_over"] == "θ"
+        cells = [Cell("generated", "gaussian_mixture", 2, m, dataset_params=TINY_2D)
+                 for m in ("em", "map", "unit_test_bound")]
+        assert [c.method for c in _order(cells)] == ["unit_test_bound", "map", "em"]
+    finally:
+        del METHODS["unit_test_bound"]
