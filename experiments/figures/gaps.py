@@ -43,11 +43,12 @@ def gaps_figure(rows, out_dir):
     if not gaps:
         return None
     panels = _panels(gaps)
-    ncols = min(3, len(panels))
-    nrows = int(np.ceil(len(panels) / ncols))
-    height = max(len(g) for _, g in panels) * 0.45 + 1.4
-    fig, axes = new_figure(nrows, ncols, width=4.2 * ncols, height=height * nrows + 0.6)
-    for ax, (title, group) in zip(axes.flat, panels, strict=False):
+    # one column at the printed width: the method labels are long, and each panel's axis
+    # is its own (gaps of different problems differ by an order of magnitude)
+    sizes = [len(g) * 0.3 + 0.75 for _, g in panels]
+    fig, axes = new_figure(len(panels), 1, width=7.0, height=sum(sizes) + 0.4,
+                           gridspec_kw={"height_ratios": sizes})
+    for i_panel, (ax, (title, group)) in enumerate(zip(axes.flat, panels, strict=True)):
         for i, d in enumerate(group):
             y = len(group) - 1 - i
             bad = d["bound_exceeds_evidence"]
@@ -81,11 +82,10 @@ def gaps_figure(rows, out_dir):
         ax.set_yticks(np.arange(len(group))[::-1],
                       [_label(d) for d in group])
         ax.set_ylim(-0.7, len(group) - 0.3)
-        ax.set_xlabel("kl_gap = log p(X) − ELBO (nats)")
-        ax.set_title(title)
+        if i_panel == len(panels) - 1:
+            ax.set_xlabel("kl_gap = log p(X) − ELBO (nats), each panel on its own axis")
+        ax.set_title(title, loc="left")
         ax.grid(axis="y", visible=False)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
     bad = [d for d in gaps if d["bound_exceeds_evidence"]]
     uncertified = [d for d in gaps if not is_certified(d)]
     caption = ("KL gap of every variational bound, ranked (the tightest q at the top, its run "
