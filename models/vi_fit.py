@@ -196,15 +196,14 @@ def fit_vi(model, *args, guide="mean_field", seed=0, init=None, n_restarts=None,
         args, kwargs = margs.rebuild(dyn)
         svi = ready_svi(make_svi, args, kwargs)
         params = svi.get_params(state)
-        k_draw, k_elbo = jax.random.split(key)
         draws = Predictive(svi.guide, params=params, num_samples=num_samples,
-                           return_sites=latent)(k_draw, *args, **kwargs)
+                           return_sites=latent)(key, *args, **kwargs)
         if not renyi:
             return params, draws, None
         one_draw = Trace_ELBO(num_particles=1)  # the standard bound, one draw per estimate
         elbos = jax.vmap(lambda k: -one_draw.loss(k, params, model, svi.guide, *args,
                                                   **kwargs))(
-            jax.random.split(k_elbo, elbo_particles))
+            jax.random.split(jax.random.fold_in(key, 1), elbo_particles))
         return params, draws, elbos
 
     final_c, dt = compile_timed(final, state, keys[-1], margs.dyn)
