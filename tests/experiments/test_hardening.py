@@ -286,6 +286,14 @@ def _alive(pid):
     return state != "Z"
 
 
+def _wchan(pid):
+    """What a process is blocked in, per thread (Linux /proc), for a failure message."""
+    try:
+        return sorted({(t / "wchan").read_text() for t in Path(f"/proc/{pid}/task").iterdir()})
+    except OSError as exc:
+        return repr(exc)
+
+
 def _start_slow_grid(tmp_path):
     (tmp_path / "unit_test_slow.py").write_text(SLOW_PLUGIN)
     (tmp_path / "slow.toml").write_text(textwrap.dedent("""
@@ -299,9 +307,17 @@ def _start_slow_grid(tmp_path):
     marks.mkdir()
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
            "UNIT_TEST_MARKS": str(marks)}
-    proc = subprocess.Popen([sys.executable, "-m", "experiments", "run", "--config",
-                             str(tmp_path / "slow.toml"), "--out", str(tmp_path / "out"),
-                             "--jobs", "2", "--no-progress"], cwd=ROOT, env=env,
+    argv = ["experiments", "run", "--config", str(tmp_path / "slow.toml"), "--out",
+            str(tmp_path / "out"), "--jobs", "2", "--no-progress"]
+    # the CLI as a terminal starts it: a signal mask and a SIGINT disposition inherited from
+    # the pytest worker are recorded (for the failure message) and reset first
+    shim = (f"import runpy, signal, sys; open({str(tmp_path / 'inherited')!r}, 'w').write("
+            "repr((sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])), "
+            "signal.getsignal(signal.SIGINT)))); "
+            "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+            "signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"sys.argv = {argv!r}; runpy.run_module('experiments', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", shim], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 180
@@ -330,7 +346,15 @@ def test_workers_die_with_a_killed_parent(tmp_path):
 def test_ctrl_c_to_the_process_group_is_quiet(tmp_path):
     proc, below = _start_slow_grid(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        stacks = {p: _wchan(p) for p in [proc.pid, *below]}
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"no exit 60 s after Ctrl-C; inherited (blocked signals, SIGINT handler): "
+                    f"{(tmp_path / 'inherited').read_text()}; kernel wait channels: {stacks}; "
+                    f"stderr: {err!r}")
     seen = f"exit {proc.returncode}; stderr: {err!r}; stdout: {out[-2000:]!r}"  # on failure
     assert proc.returncode == 130, seen
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, seen
