@@ -33,7 +33,8 @@ def _panels(gaps):
 
 
 def _label(d) -> str:
-    cost = f"{d['run_time']:.1f} s" if np.isfinite(d["run_time"]) else "? s"
+    t = d["run_time"]  # two significant digits below a second (CAVI's take milliseconds)
+    cost = "? s" if not np.isfinite(t) else f"{t:.2g} s" if t < 1 else f"{t:.1f} s"
     return f"{status_label(d['method'], d)} {d['bound_over']} · {cost}"
 
 

@@ -350,6 +350,7 @@ def test_gap_figure_ranks_each_problems_bounds_by_gap_and_gives_their_cost(gap_s
         [*BOUNDS, *TRAINED], key=lambda m: EVIDENCE - {**BOUNDS, **TRAINED}[m][0])
     assert _label(group[-1]) == "vi_iwae θ · 2.5 s"  # the widest gap, at the bottom
     assert _label(next(d for d in group if d["method"] == "cavi")) == "cavi (z, θ) · ? s"
+    assert _label({**group[-1], "run_time": 0.0123}) == "vi_iwae θ · 0.012 s"
 
 
 def test_a_plug_in_bound_method_is_judged_and_scheduled_by_its_registration(gap_store):
