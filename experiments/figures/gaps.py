@@ -53,14 +53,13 @@ def gaps_figure(rows, out_dir):
         for i, d in enumerate(group):
             y = len(group) - 1 - i
             bad = d["bound_exceeds_evidence"]
+            color = BAD_COLOR if bad else method_color(d["method"])
             se = d["kl_gap_se"] if np.isfinite(d["kl_gap_se"]) else 0.0
             ax.errorbar(d["kl_gap"], y, xerr=se, fmt="o", capsize=3, markersize=5,
-                        color=BAD_COLOR if bad else method_color(d["method"]),
-                        **marker_style(d))
+                        color=color, **marker_style(d))
             if np.isfinite(d["renyi_gap"]):  # the bound it was trained on, at the same q
                 ax.errorbar(d["renyi_gap"], y, xerr=np.nan_to_num(d["renyi_gap_se"]), fmt="D",
-                            capsize=3, markersize=5, fillstyle="none",
-                            color=BAD_COLOR if bad else method_color(d["method"]))
+                            capsize=3, markersize=5, fillstyle="none", color=color)
             if bad:
                 ax.annotate("bound exceeds evidence", (d["kl_gap"], y), xytext=(4, 5),
                             textcoords="offset points", fontsize=8, color=BAD_COLOR)
