@@ -19,6 +19,8 @@ Schema (every key optional except ``[[grid]]``)::
     model = "gaussian_mixture"           # default: the dataset family's default model
     model_options = {latent_dim = 10}    # options the model declares (part of the cell's key)
     prior = "default"                    # or a table of hyper-parameters overriding the defaults
+    method_options = {nuts = {target_accept_prob = 0.95}}  # this block's cells only: over
+                                         # [methods.nuts], for methods the block names
 
 A model without a component count (``has_components=False``, a VAE) takes no n_components.
 Pairs of a dataset's model and a method that cannot fit it (scikit-learn on Poisson data) are
@@ -47,7 +49,7 @@ from .versions import code_version
 TOP_KEYS = {"title", "description", "imports", "run", "methods", "grid"}
 RUN_KEYS = {"jobs", "held_out_fraction"}
 BLOCK_KEYS = {"name", "datasets", "n_components", "covariance_types", "methods", "seeds",
-              "model", "model_options", "prior"}
+              "model", "model_options", "prior", "method_options"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,21 @@ def _table(value, what, where):
     if not isinstance(value, dict):
         raise ValueError(f"{where}: {what} must be a table, got {value!r}")
     return value
+
+
+def _block_method_options(block, methods, w) -> dict:
+    """A block's method_options table {method: {option: value}}, for methods it names."""
+    table = _table(block.get("method_options", {}), "method_options", w)
+    for name, opts in table.items():
+        if name not in methods:
+            raise ValueError(f"{w}: method_options.{name}: the block does not run {name!r} "
+                             f"(its methods: {sorted(methods)})")
+        _table(opts, f"method_options.{name}", w)
+        try:
+            METHODS[name].check_options(opts)
+        except ValueError as exc:
+            raise ValueError(f"{w}: method_options.{name}: {exc}") from None
+    return table
 
 
 def _dataset_ref(ref, where):
@@ -212,6 +229,7 @@ def parse_config(data: dict, source: str = "", where: str = "config") -> GridCon
         for m in methods:
             if m not in METHODS:
                 raise ValueError(f"{w}: unknown method {m!r}; known methods: {sorted(METHODS)}")
+        block_options = _block_method_options(block, methods, w)
         model_name = block.get("model")
         if model_name is not None and model_name not in MODELS:
             raise ValueError(f"{w}: unknown model {model_name!r}; known models: {sorted(MODELS)}")
@@ -259,7 +277,8 @@ def parse_config(data: dict, source: str = "", where: str = "config") -> GridCon
                 if not METHODS[method].supports(entry):
                     skipped.append(f"{ds_name} x {method} ({method} cannot fit {entry.name})")
                     continue
-                options = METHODS[method].check_options(method_options.get(method, {}))
+                options = METHODS[method].check_options({**method_options.get(method, {}),
+                                                         **block_options.get(method, {})})
                 version = code_version(ds_entry, entry, METHODS[method])
                 for k in ks:
                     for ct in cts:

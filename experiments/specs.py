@@ -48,6 +48,7 @@ NonNegativeInt = Annotated[int, Range(ge=0)]   # 0, 1, ... (seeds, warm-up draws
 Positive = Annotated[float, Range(gt=0)]       # learning rates, scales
 NonNegative = Annotated[float, Range(ge=0)]    # tolerances, ridges
 Fraction = Annotated[float, Range(ge=0, le=1)]
+OpenFraction = Annotated[float, Range(gt=0, lt=1)]  # validation shares, acceptance rates
 
 
 @dataclass(frozen=True)

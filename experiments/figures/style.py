@@ -11,13 +11,11 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-METHOD_ORDER = ("em", "map_em", "hard_em", "sklearn_em", "mle_sgd", "map", "sklearn_vb",
-                "vi_mean_field", "vi_full_rank", "nuts", "cavi", "vi_low_rank", "evidence",
-                "kmeans", "vae_elbo", "vae_iwae", "laplace", "vi_dais", "vi_iaf", "vi_iwae",
-                "vi_renyi")
-# colour-blind-safe: Okabe & Ito's eight (Wong 2011, Nature Methods 8:441), then Paul Tol's
-# "muted" scheme, yellow (faint on white), Tol's vibrant magenta and red, his high-contrast
-# ochre, his high-contrast blue and vibrant teal; black (the truth's colour) comes last
+# Each built-in method's colour is set where it is registered (register_method(colour=...)),
+# drawn from this palette. Colour-blind-safe: Okabe & Ito's eight (Wong 2011, Nature Methods
+# 8:441), then Paul Tol's "muted" scheme, yellow (faint on white), Tol's vibrant magenta and
+# red, his high-contrast ochre, his high-contrast blue and vibrant teal; black (the truth's
+# colour) comes last
 _OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000",
               "#F0E442")
 _TOL_MUTED = ("#332288", "#882255", "#117733", "#999933", "#AA4499", "#44AA99", "#DDCC77",
@@ -35,16 +33,26 @@ RC = {
 }
 
 
+def _registered():
+    from ..methods import METHODS  # here, not at import: methods do not need figures
+
+    return METHODS
+
+
 def method_color(method: str):
-    """Fixed colour per method across all figures (unknown methods after the built-ins)."""
-    i = METHOD_ORDER.index(method) if method in METHOD_ORDER else (
-        len(METHOD_ORDER) + sum(map(ord, method)))
-    return _PALETTE[i % len(_PALETTE)]
+    """The colour a method's registration gives it, the same in every figure; a method
+    registered without one (a plug-in) gets a palette colour from its name."""
+    entry = _registered().get(method)
+    if entry is not None and entry.colour is not None:
+        return entry.colour
+    return _PALETTE[sum(map(ord, method)) % len(_PALETTE)]
 
 
 def sort_methods(methods):
-    return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER
-                                          else len(METHOD_ORDER), m))
+    """Methods in registration order (built-ins by module, then plug-ins), unknown names
+    last, alphabetically."""
+    order = {name: i for i, name in enumerate(_registered())}
+    return sorted(methods, key=lambda m: (order.get(m, len(order)), m))
 
 
 def axis_label(name: str, unit: str) -> str:

@@ -151,7 +151,7 @@ def _run(method, problem, objective_name, *, use_prior, assignment, acceleration
                     diagnostics=diagnostics)
 
 
-@register_method("em", models=has_em, is_em=True,
+@register_method("em", colour="#0072B2", models=has_em, is_em=True,
                  description="EM, maximum likelihood (em_reference), certified optimum; plus "
                              "a census of local optima from random restarts")
 def fit_em(problem, tol: NonNegative = 1e-10, max_iter: Count = 10_000,
@@ -164,7 +164,7 @@ def fit_em(problem, tol: NonNegative = 1e-10, max_iter: Count = 10_000,
                 decomposition_steps=decomposition_steps)
 
 
-@register_method("map_em", models=has_em, uses_prior=True, is_em=True,
+@register_method("map_em", colour="#D55E00", models=has_em, uses_prior=True, is_em=True,
                  description="MAP-EM with the cell's prior (em_reference), certified optimum")
 def fit_map_em(problem, tol: NonNegative = 1e-10, max_iter: Count = 10_000,
                reg_covar: NonNegative = 1e-6, acceleration: Acceleration = "squarem"):
@@ -172,7 +172,7 @@ def fit_map_em(problem, tol: NonNegative = 1e-10, max_iter: Count = 10_000,
                 acceleration=acceleration, tol=tol, max_iter=max_iter, reg_covar=reg_covar)
 
 
-@register_method("hard_em", models=has_em, is_em=True,
+@register_method("hard_em", colour="#009E73", models=has_em, is_em=True,
                  description="hard (classification) EM, maximum likelihood (em_reference), "
                              "to a fixed point of its assignment step")
 def fit_hard_em(problem, tol: NonNegative = 1e-10, max_iter: Count = 10_000,

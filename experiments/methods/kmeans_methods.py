@@ -56,7 +56,7 @@ def sklearn_lloyd(X, centers, max_iter):
                       max_iter=max_iter).fit(X)
 
 
-@register_method("kmeans", models=("gaussian_mixture",), is_em=True,
+@register_method("kmeans", colour="#CC6677", models=("gaussian_mixture",), is_em=True,
                  description="k-means as hard EM (em_reference: equal fixed weights, one fixed "
                              "spherical variance), checked against scikit-learn's KMeans from "
                              "the same centres")

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from ..models_registry import model_call
-from ..specs import Count, NonNegativeInt, Positive
+from ..specs import Count, NonNegativeInt, OpenFraction, Positive
 from .registry import register_method
 
 
@@ -49,7 +49,7 @@ def global_only(entry) -> bool:
     return not entry.amortized
 
 
-@register_method("mle_sgd", models=global_only, cost_rank=1,
+@register_method("mle_sgd", colour="#56B4E9", models=global_only, cost_rank=1,
                  description="maximum likelihood by Adam on the NumPyro model (models.fit_map, "
                              "params only)")
 def fit_mle_sgd(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
@@ -58,7 +58,7 @@ def fit_mle_sgd(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01
                 polish=polish)
 
 
-@register_method("map", models=global_only, uses_prior=True, cost_rank=1,
+@register_method("map", colour="#E69F00", models=global_only, uses_prior=True, cost_rank=1,
                  description="MAP by Adam then BFGS on the NumPyro model (models.fit_map)")
 def fit_map(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
             polish: bool = True):
@@ -72,7 +72,8 @@ def _vi(problem, guide, num_steps, learning_rate, num_samples, elbo_particles):
                 elbo_particles=elbo_particles)
 
 
-@register_method("vi_mean_field", models=global_only, kind="posterior", uses_prior=True,
+@register_method("vi_mean_field", colour="#882255",
+                 models=global_only, kind="posterior", uses_prior=True,
                  bound_over="θ", cost_rank=0,
                  description="VI with a mean-field normal guide (models.fit_vi)")
 def fit_vi_mean_field(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
@@ -80,7 +81,8 @@ def fit_vi_mean_field(problem, num_steps: Count = 3000, learning_rate: Positive 
     return _vi(problem, "mean_field", num_steps, learning_rate, num_samples, elbo_particles)
 
 
-@register_method("vi_full_rank", models=global_only, kind="posterior", uses_prior=True,
+@register_method("vi_full_rank", colour="#117733",
+                 models=global_only, kind="posterior", uses_prior=True,
                  bound_over="θ", cost_rank=0,
                  description="VI with a full-rank multivariate normal guide (models.fit_vi)")
 def fit_vi_full_rank(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
@@ -88,13 +90,16 @@ def fit_vi_full_rank(problem, num_steps: Count = 3000, learning_rate: Positive =
     return _vi(problem, "full_rank", num_steps, learning_rate, num_samples, elbo_particles)
 
 
-@register_method("nuts", models=global_only, kind="posterior", uses_prior=True, cost_rank=0,
+@register_method("nuts", colour="#999933",
+                 models=global_only, kind="posterior", uses_prior=True, cost_rank=0,
                  description="NUTS (models.fit_nuts): the reference posterior only where "
                              "its chains mixed (fit_status ok; failed_to_mix is flagged)")
 def fit_nuts(problem, num_warmup: NonNegativeInt = 500, num_samples: Count = 500,
              num_chains: Count = 2,
-             chain_method: Literal["sequential", "vectorized", "parallel"] = "sequential"):
+             chain_method: Literal["sequential", "vectorized", "parallel"] = "sequential",
+             target_accept_prob: OpenFraction = 0.8, dense_mass: bool = False):
     # sequential chains: on a CPU, vectorised chains advance in lock-step to the deepest tree
     # of any chain (measured: iris K=3, two chains, 300+300 draws: 34 s vectorised, 24 s not)
     return _fit("fit_nuts", problem, True, num_warmup=num_warmup, num_samples=num_samples,
-                num_chains=num_chains, chain_method=chain_method)
+                num_chains=num_chains, chain_method=chain_method,
+                target_accept_prob=target_accept_prob, dense_mass=dense_mass)

@@ -22,6 +22,7 @@ evidence by NUTS + bridge sampling, that a grid names where it wants it).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,6 +74,7 @@ class MethodEntry:
     in_all: bool = True  # whether a grid block's methods = "all" includes it
     bound_over: str | None = None  # one of BOUNDS_OVER: its elbo_vi is judged by kl_gap
     cost_rank: int = 2  # longest-first scheduling: 0 slowest (compiled SVI, NUTS), 1, 2
+    colour: str | None = None  # "#rrggbb" in every figure; None: one from its name
 
     @property
     def specs(self) -> dict[str, Spec]:
@@ -102,7 +104,7 @@ METHODS: dict[str, MethodEntry] = {}
 
 
 def register_method(name: str, *, models=None, kind="point", uses_prior=False, is_em=False,
-                    description="", in_all=True, bound_over=None, cost_rank=2):
+                    description="", in_all=True, bound_over=None, cost_rank=2, colour=None):
     """Decorator: register ``fit(problem, **options) -> models.FitResult`` under ``name``.
 
     models : which models it can fit: None (any), model names, or a predicate on the
@@ -112,7 +114,9 @@ def register_method(name: str, *, models=None, kind="point", uses_prior=False, i
     or what its ``elbo_vi`` bounds log p(X) over with every constant (one of BOUNDS_OVER:
     "θ" with z summed out, "(z, θ)"), so that comparisons.kl_gaps judges it against the
     evidence. cost_rank : longest-first scheduling of a grid's cells (runner): 0 for the
-    slowest (compiled SVI, NUTS), 1 for the middling, 2 (default) for the rest.
+    slowest (compiled SVI, NUTS), 1 for the middling, 2 (default) for the rest. colour : None
+    or "#rrggbb", its colour in every figure (figures.style: None gives a plug-in one from its
+    name); figures and tables list methods in registration order.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -121,6 +125,9 @@ def register_method(name: str, *, models=None, kind="point", uses_prior=False, i
                          f"{bound_over!r}")
     if cost_rank not in (0, 1, 2):
         raise ValueError(f"cost_rank must be 0, 1 or 2, got {cost_rank!r}")
+    if colour is not None and not (isinstance(colour, str)
+                                   and re.fullmatch(r"#[0-9A-Fa-f]{6}", colour)):
+        raise ValueError(f"colour must be None or '#rrggbb', got {colour!r}")
     if models is not None and not callable(models):
         models = tuple(models)
 
@@ -128,7 +135,7 @@ def register_method(name: str, *, models=None, kind="point", uses_prior=False, i
         signature_specs(fit, skip=1)  # every option has a default: fails at registration
         METHODS[name] = MethodEntry(name, fit, models, kind, uses_prior, is_em,
                                     description or (fit.__doc__ or "").strip().split("\n")[0],
-                                    bool(in_all), bound_over, int(cost_rank))
+                                    bool(in_all), bound_over, int(cost_rank), colour)
         return fit
 
     return decorate

@@ -27,7 +27,7 @@ def _params(est):
             "covariances": np.asarray(est.covariances_)}
 
 
-@register_method("sklearn_em", models=("gaussian_mixture",), is_em=True,
+@register_method("sklearn_em", colour="#CC79A7", models=("gaussian_mixture",), is_em=True,
                  description="scikit-learn GaussianMixture (EM, maximum likelihood)")
 def fit_sklearn_em(problem, tol: NonNegative = 1e-6, max_iter: Count = 1000,
                    reg_covar: NonNegative = 1e-6):
@@ -82,7 +82,8 @@ def vb_posterior_samples(est, covariance_type, n_samples, seed):
     return {"weights": w, "means": means, "covariances": np.asarray(covs)}
 
 
-@register_method("sklearn_vb", models=("gaussian_mixture",), kind="posterior", uses_prior=True,
+@register_method("sklearn_vb", colour="#332288",
+                 models=("gaussian_mixture",), kind="posterior", uses_prior=True,
                  description="scikit-learn BayesianGaussianMixture (variational Bayes)")
 def fit_sklearn_vb(problem, tol: NonNegative = 1e-6, max_iter: Count = 1000,
                    reg_covar: NonNegative = 1e-6, num_samples: Count = 1000):

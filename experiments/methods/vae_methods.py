@@ -16,11 +16,10 @@ import dataclasses
 from typing import Annotated
 
 from ..models_registry import model_call
-from ..specs import Count, NonNegative, NonNegativeInt, Positive, Range
+from ..specs import Count, NonNegative, NonNegativeInt, OpenFraction, Positive, Range
 from .registry import register_method
 
 Particles = Annotated[int, Range(ge=2)]          # importance samples per image
-OpenFraction = Annotated[float, Range(gt=0, lt=1)]
 
 
 def has_guide(entry) -> bool:
@@ -52,7 +51,7 @@ def _evaluation(eval_particles, gap_points, gap_particles, local_steps):
             "gap_particles": gap_particles, "local_steps": local_steps}
 
 
-@register_method("vae_elbo", models=has_guide, kind="posterior",
+@register_method("vae_elbo", colour="#88CCEE", models=has_guide, kind="posterior",
                  description="amortized VI, minibatch SVI on the ELBO (models.fit_vi_minibatch)")
 def fit_vae_elbo(problem, batch_size: Count = 64, learning_rate: Positive = 3e-3,
                  max_epochs: Count = 200, patience: Count = 10, validation: OpenFraction = 0.1,
@@ -66,7 +65,7 @@ def fit_vae_elbo(problem, batch_size: Count = 64, learning_rate: Positive = 3e-3
                 max_seconds=max_seconds)
 
 
-@register_method("vae_iwae", models=has_guide, kind="posterior",
+@register_method("vae_iwae", colour="#F0E442", models=has_guide, kind="posterior",
                  description="amortized VI, minibatch SVI on the IWAE-k bound (RenyiELBO, "
                              "alpha = 0)")
 def fit_vae_iwae(problem, num_particles: Particles = 5, batch_size: Count = 64,

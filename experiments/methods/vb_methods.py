@@ -57,7 +57,7 @@ import warnings
 from typing import Annotated, Literal
 
 from ..models_registry import model_call
-from ..specs import Count, NonNegative, NonNegativeInt, Positive, Range
+from ..specs import Count, NonNegative, NonNegativeInt, OpenFraction, Positive, Range
 from .em_methods import fitted_params, timed_fit
 from .numpyro_methods import _fit, _models, global_only
 from .registry import make_fit, register_method
@@ -66,7 +66,7 @@ def has_cavi(model) -> bool:
     return model.cavi_estimator is not None
 
 
-@register_method("cavi", models=has_cavi, kind="posterior", uses_prior=True,
+@register_method("cavi", colour="#AA4499", models=has_cavi, kind="posterior", uses_prior=True,
                  in_all=False, bound_over="(z, θ)",
                  description="variational Bayes by coordinate ascent (em_reference CAVI, "
                              "Bishop PRML 10.2): the full ELBO over (z, weights, theta), exact")
@@ -81,7 +81,8 @@ def fit_cavi(problem, tol: NonNegative = 1e-8, max_iter: Count = 10_000):
                     compile_time, elbo=float(est.lower_bound_), elbo_se=0.0)
 
 
-@register_method("vi_low_rank", models=global_only, kind="posterior", uses_prior=True,
+@register_method("vi_low_rank", colour="#44AA99",
+                 models=global_only, kind="posterior", uses_prior=True,
                  in_all=False, bound_over="θ", cost_rank=0,
                  description="VI with a low-rank-plus-diagonal normal guide (models.fit_vi)")
 def fit_vi_low_rank(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01,
@@ -93,7 +94,7 @@ def fit_vi_low_rank(problem, num_steps: Count = 3000, learning_rate: Positive = 
                 elbo_particles=elbo_particles)
 
 
-@register_method("vi_dais", models=global_only, kind="posterior", uses_prior=True,
+@register_method("vi_dais", colour="#CC3311", models=global_only, kind="posterior", uses_prior=True,
                  in_all=False, bound_over="θ", cost_rank=0,
                  description="VI with differentiable annealed importance sampling "
                              "(models.fit_vi, AutoDAIS): a non-Gaussian q")
@@ -106,7 +107,7 @@ def fit_vi_dais(problem, num_steps: Count = 3000, learning_rate: Positive = 0.01
                 guide_options={"K": dais_steps, "base_dist": base_dist})
 
 
-@register_method("vi_iaf", models=global_only, kind="posterior", uses_prior=True,
+@register_method("vi_iaf", colour="#997700", models=global_only, kind="posterior", uses_prior=True,
                  in_all=False, bound_over="θ", cost_rank=0,
                  description="VI with an inverse-autoregressive-flow guide (models.fit_vi, "
                              "AutoIAFNormal started at the shared start)")
@@ -133,7 +134,7 @@ def _renyi(problem, alpha, guide, num_particles, num_steps, learning_rate, num_s
         "renyi_alpha": d["renyi_alpha"], "renyi_particles": d["renyi_particles"]})
 
 
-@register_method("vi_iwae", models=global_only, kind="posterior", uses_prior=True,
+@register_method("vi_iwae", colour="#004488", models=global_only, kind="posterior", uses_prior=True,
                  in_all=False, bound_over="θ", cost_rank=0,
                  description="VI trained on the IWAE bound (models.fit_vi, Renyi alpha 0), "
                              "judged by its ELBO and its IWAE bound")
@@ -145,7 +146,8 @@ def fit_vi_iwae(problem, num_particles: Particles = 8,
                   elbo_particles)
 
 
-@register_method("vi_renyi", models=global_only, kind="posterior", uses_prior=True,
+@register_method("vi_renyi", colour="#009988",
+                 models=global_only, kind="posterior", uses_prior=True,
                  in_all=False, bound_over="θ", cost_rank=0,
                  description="VI trained on Renyi's alpha-bound (models.fit_vi), judged by "
                              "its ELBO and its Renyi bound")
@@ -157,7 +159,7 @@ def fit_vi_renyi(problem, alpha: RenyiAlpha = 0.5, num_particles: Particles = 8,
                   num_samples, elbo_particles)
 
 
-@register_method("laplace", models=global_only, kind="posterior", uses_prior=True,
+@register_method("laplace", colour="#EE3377", models=global_only, kind="posterior", uses_prior=True,
                  in_all=False, bound_over="θ",
                  description="the Laplace approximation on the unconstrained space "
                              "(models.fit_laplace), judged by its ELBO")
@@ -167,17 +169,22 @@ def fit_laplace(problem, maxiter: Count = 2000, num_samples: Count = 1000,
                 elbo_particles=elbo_particles)
 
 
-@register_method("evidence", models=global_only, kind="posterior", uses_prior=True,
+@register_method("evidence", colour="#DDCC77",
+                 models=global_only, kind="posterior", uses_prior=True,
                  in_all=False, cost_rank=0,
                  description="the evidence log p(X): bridge sampling on NUTS draws "
                              "(models.log_evidence); flagged when its chains did not mix")
 def fit_evidence(problem, num_warmup: NonNegativeInt = 500, num_samples: Count = 1000,
                  num_chains: Count = 4, max_samples: Count | None = None,
                  chain_method: Literal["sequential", "vectorized"] = "sequential",
-                 max_permutations: Count = 720):
-    # max_samples None: fit_nuts's cap (10 x num_samples draws per chain while not mixed)
+                 max_permutations: Count = 720, target_accept_prob: OpenFraction = 0.8,
+                 dense_mass: bool = False):
+    # max_samples None: fit_nuts's cap (10 x num_samples draws per chain while not mixed);
+    # target_accept_prob and dense_mass: NUTS's step size and mass matrix, for posteriors
+    # whose chains diverge at the defaults
     nuts = _fit("fit_nuts", problem, True, num_warmup=num_warmup, num_samples=num_samples,
-                num_chains=num_chains, max_samples=max_samples, chain_method=chain_method)
+                num_chains=num_chains, max_samples=max_samples, chain_method=chain_method,
+                target_accept_prob=target_accept_prob, dense_mass=dense_mass)
     model, args, kwargs = model_call(problem, True)
     start = time.perf_counter()
     with warnings.catch_warnings():

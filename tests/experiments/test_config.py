@@ -49,7 +49,23 @@ def test_expansion_keys_and_skips():
     assert again.cells[0].key == cfg.cells[0].key
 
 
+def test_block_method_options_override_the_global_ones_for_that_block_only():
+    cfg = parse_config({"methods": {"nuts": {"num_warmup": 50, "num_samples": 60}},
+                        "grid": [{"datasets": ["faithful"], "methods": ["nuts"]},
+                                 {"datasets": ["london_deaths"], "methods": ["nuts", "em"],
+                                  "method_options": {"nuts": {"target_accept_prob": 0.95}}}]})
+    nuts = {c.dataset: c.method_options for c in cfg.cells if c.method == "nuts"}
+    assert nuts["faithful"]["target_accept_prob"] == 0.8  # the method's default
+    assert nuts["london_deaths"]["target_accept_prob"] == 0.95
+    assert nuts["faithful"]["num_warmup"] == nuts["london_deaths"]["num_warmup"] == 50
+
+
 @pytest.mark.parametrize("text, message", [
+    ('[[grid]]\ndatasets = ["faithful"]\nmethods = ["em"]\n'
+     'method_options = {nuts = {num_warmup = 5}}', "the block does not run 'nuts'"),
+    ('[[grid]]\ndatasets = ["faithful"]\nmethods = ["nuts"]\n'
+     'method_options = {nuts = {target_accept_prob = 1.5}}',
+     "method_options.nuts: .*'target_accept_prob' must be < 1"),
     ('[[grid]]\ndatasets = ["nope"]\nmethods = ["em"]', "unknown dataset 'nope'"),
     ('[[grid]]\ndatasets = ["faithful"]\nmethods = ["magic"]', "unknown method 'magic'"),
     ('[[grid]]\ndatasets = ["faithful"]\nn_components = [0]', r"n_components \(K\) must be >= 1"),

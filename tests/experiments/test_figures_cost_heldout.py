@@ -250,9 +250,12 @@ def test_no_failure_section_when_every_figure_draws(table, tmp_path, monkeypatch
 def test_every_built_in_method_has_its_own_colour():
     from matplotlib.colors import to_hex
 
-    from experiments.figures.style import METHOD_ORDER, method_color
+    from experiments.figures.style import method_color, sort_methods
     from experiments.methods import METHODS
 
-    assert set(METHODS) <= set(METHOD_ORDER), "a built-in method without a fixed place"
-    colours = [to_hex(method_color(m)) for m in METHOD_ORDER]
+    assert all(entry.colour is not None for entry in METHODS.values())
+    colours = [to_hex(method_color(m)) for m in METHODS]
     assert len(set(colours)) == len(colours)
+    assert to_hex(method_color("em")) == "#0072b2"  # the colour set at its registration
+    assert sort_methods(["nuts", "plug_in", "em", "a_plug_in"]) == ["em", "nuts", "a_plug_in",
+                                                                     "plug_in"]

@@ -123,6 +123,29 @@ def test_evidence_whose_chains_did_not_mix_is_flagged_and_never_a_reference():
     assert comparisons.uncertified_evidence(rows) == [rows[0]]
 
 
+@pytest.mark.parametrize("method", ["nuts", "evidence"])
+def test_nuts_step_size_and_mass_matrix_options_reach_fit_nuts(monkeypatch, method):
+    """A posterior whose chains diverge at the defaults (london_deaths) needs a higher
+    target acceptance or a dense mass matrix: both methods hand them to models.fit_nuts."""
+    import models
+
+    class Called(Exception):
+        pass
+
+    seen = {}
+
+    def spy(model, *args, **kwargs):
+        seen.update(kwargs)
+        raise Called
+
+    monkeypatch.setattr(models, "fit_nuts", spy)
+    problem = build_problem(Cell("generated", "gaussian_mixture", 2, method,
+                                 covariance_type="full", dataset_params=TINY_2D))
+    with pytest.raises(Called):
+        fit_method(problem, method, {"target_accept_prob": 0.95, "dense_mass": True})
+    assert seen["target_accept_prob"] == 0.95 and seen["dense_mass"] is True
+
+
 def test_vi_low_rank_is_fit_vi_with_the_low_rank_guide(monkeypatch):
     import models
     from models.vi_fit import GUIDES
@@ -360,13 +383,14 @@ def test_a_plug_in_bound_method_is_judged_and_scheduled_by_its_registration(gap_
     from experiments.runner import _order
 
     for bad, message in (({"bound_over": "z"}, "bound_over must be"),
-                         ({"cost_rank": 3}, "cost_rank must be")):
+                         ({"cost_rank": 3}, "cost_rank must be"),
+                         ({"colour": "blue"}, "colour must be None or '#rrggbb'")):
         with pytest.raises(ValueError, match=message):
             register_method("unit_test_bad", **bad)
     assert "unit_test_bad" not in METHODS
 
     @register_method("unit_test_bound", kind="posterior", in_all=False, bound_over="θ",
-                     cost_rank=0)
+                     cost_rank=0, colour="#123456")
     def fit_bound(problem):
         raise AssertionError("never fitted here")
 
@@ -381,5 +405,10 @@ def test_a_plug_in_bound_method_is_judged_and_scheduled_by_its_registration(gap_
         cells = [Cell("generated", "gaussian_mixture", 2, m, dataset_params=TINY_2D)
                  for m in ("em", "map", "unit_test_bound")]
         assert [c.method for c in _order(cells)] == ["unit_test_bound", "map", "em"]
+        from experiments.figures.style import method_color, sort_methods
+
+        assert method_color("unit_test_bound") == "#123456"
+        assert sort_methods(["unit_test_bound", "evidence", "em"]) == ["em", "evidence",
+                                                                        "unit_test_bound"]
     finally:
         del METHODS["unit_test_bound"]
