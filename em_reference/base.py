@@ -24,7 +24,7 @@ from em_reference import elbo as elbo_lib
 from em_reference.fast import layout
 from em_reference.fast.engine import FastEngine
 from em_reference.initialization import INIT_METHODS, initial_responsibilities
-from em_reference.loop import ACCELERATIONS, fit_em
+from em_reference.loop import ACCELERATIONS, Problem, certificate_and_floor, fit_em
 from em_reference.priors import resolve_prior
 from em_reference.textbook import TextbookEngine
 from em_reference.validation import (as_2d_samples, check_choice, check_float, check_int,
@@ -51,6 +51,14 @@ def _gradient(engine, data, params, prior, scale):
 
 
 @partial(jax.jit, static_argnames="engine")
+def _certificate_floor(engine, data, params, prior, scale):
+    dtype = scale.dtype
+    problem = Problem(engine, data, prior, jnp.zeros((), dtype), jnp.zeros((), dtype), scale,
+                      jnp.sum(data[1]))
+    return certificate_and_floor(problem, params, None)[1]
+
+
+@partial(jax.jit, static_argnames="engine")
 def _initial_m_step(data, weighted_resp, engine):
     return engine.initial_m_step(data, weighted_resp)
 
@@ -71,6 +79,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
         covariances in units of the data's spread, means in those units, log rates, logit
         probabilities), per unit of sample weight, must be at most cert_tol at the stopping
         point and at the returned one; gradient_norm_ is its value at the returned point.
+        Where rounding the parameters to the dtype alone leaves a larger gradient (a tight
+        component far from the data's centre), that floor replaces cert_tol
+        (certificate_floor_; em_reference.loop.certificate_and_floor).
     max_iter : >= 0 (default 10,000): the most E-steps (passes over the data); 0 returns the
         initialisation (lower_bound_ its objective, converged_ False, no warning).
     n_init : restarts (run in parallel); the best objective wins.
@@ -110,8 +121,11 @@ class MixtureEM(DensityMixin, BaseEstimator):
     any, + log prior for MAP-EM; classification log-likelihood for hard EM), lower_bounds_
     (after each E-step, the objective of the best point so far; the last entry at the
     returned parameters), log_likelihood_ (the log-likelihood alone there), converged_
-    (True only at a certified optimum: the stopping rule held and gradient_norm_ <= cert_tol;
-    hard EM: a fixed point), gradient_norm_ (nan for hard EM), distance_to_optimum_ (the
+    (True only at a certified optimum: the stopping rule held and gradient_norm_ <=
+    max(cert_tol, certificate_floor_); hard EM: a fixed point), gradient_norm_ (nan for hard
+    EM), certificate_floor_ (the gradient norm per sample that rounding the returned
+    parameters to the dtype leaves: about 1e-15 on ordinary data, where cert_tol decides),
+    distance_to_optimum_ (the
     Aitken estimate per sample at the last check; inf when it was not defined), n_iter_
     (E-steps), prior_, restart_lower_bounds_ (n_init,) (every restart's final objective)
     and restart_converged_ (n_init,) (whether each restart is certified, as converged_).
@@ -325,17 +339,19 @@ class MixtureEM(DensityMixin, BaseEstimator):
         self.lower_bound_ = float(finals[best])
         self.log_likelihood_ = float(state.log_likelihood[best])
         self.gradient_norm_ = float(state.grad_norm[best])
+        self.certificate_floor_ = float(state.grad_floor[best])
         self.distance_to_optimum_ = float(state.distance[best])
         # the loop stopped on its rule at the last point it checked; the certificate is then
         # re-evaluated at the point returned (one M-step further)
-        certified = hard or self.gradient_norm_ <= self._cert_tol
+        certified = hard or self.gradient_norm_ <= max(self._cert_tol, self.certificate_floor_)
         self.converged_ = bool(state.converged[best]) and certified
         # every restart's final objective and certificate: how many distinct optima the
         # restarts found, and how often each (nan/-inf: a restart that went non-finite)
         self._history = (float(state.objective[best]), float(state.change[best]))
         self.restart_lower_bounds_ = finals.astype(np.float64)
         self.restart_converged_ = np.array(
-            [bool(state.converged[i]) and (hard or float(state.grad_norm[i]) <= self._cert_tol)
+            [bool(state.converged[i]) and (hard or float(state.grad_norm[i])
+                                           <= max(self._cert_tol, float(state.grad_floor[i])))
              for i in range(len(finals))])  # n_init, or 1 for a warm start
         if bool(state.failed[best]):
             warnings.warn(f"EM stopped after {self.n_iter_} E-steps: the next update was not "
@@ -344,7 +360,8 @@ class MixtureEM(DensityMixin, BaseEstimator):
         elif bool(state.converged[best]) and not certified:
             warnings.warn(f"EM's stopping rule held after {self.n_iter_} E-steps, but the "
                           f"gradient norm at the returned point is {self.gradient_norm_:.3g} "
-                          f"per sample (cert_tol={self._cert_tol:.3g}): not certified.",
+                          f"per sample (cert_tol={self._cert_tol:.3g}, rounding floor "
+                          f"{self.certificate_floor_:.3g}): not certified.",
                           ConvergenceWarning, stacklevel=tuning.WARN_AT_CALLER + 1)
         elif not self.converged_ and self.max_iter > 0:
             if hard:
@@ -393,7 +410,24 @@ class MixtureEM(DensityMixin, BaseEstimator):
         EM's objective (log-likelihood with the family's regulariser, + log prior with a
         prior) with respect to the unconstrained parameters, per unit of sample weight, by
         automatic differentiation through the textbook E-step (the fit's gradient_norm_ is
-        this on the training data; converged_ needs it <= cert_tol). Soft EM's objective."""
+        this on the training data; converged_ needs it <= max(cert_tol, certificate_floor_)).
+        Soft EM's objective."""
+        family, data, params, prior, scale = self._textbook_problem(X, sample_weight)
+        grad = _gradient(TextbookEngine(family), data, params, prior, scale)
+        return float(np.sqrt(sum(np.sum(np.asarray(getattr(grad, name)) ** 2)
+                                 for name in params._fields if name not in family.fixed))
+                     / np.sum(data[1]))
+
+    def certificate_floor(self, X, sample_weight=None):
+        """The certificate that rounding the current parameters to float64 alone leaves on
+        data X (em_reference.loop.certificate_and_floor, through the textbook E-step): where
+        it exceeds cert_tol it is the fit's threshold instead (certificate_floor_)."""
+        family, data, params, prior, scale = self._textbook_problem(X, sample_weight)
+        return float(_certificate_floor(TextbookEngine(family), data, params, prior, scale))
+
+    def _textbook_problem(self, X, sample_weight):
+        """(family, (X, w), params, prior, scale) as the fit saw them: relative to the fit's
+        origin, in float64 jax arrays."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         w = check_sample_weight(sample_weight, X.shape[0])
@@ -405,11 +439,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
             params = family.translate(params, -center)
             prior = None if prior is None else family.translate(prior, -center)
         scale = getattr(self, "_scale", None)
-        grad = _gradient(TextbookEngine(family), (jnp.asarray(X), jnp.asarray(w)), params,
-                         prior, jnp.asarray(family.data_scale(X, w) if scale is None else scale))
-        return float(np.sqrt(sum(np.sum(np.asarray(getattr(grad, name)) ** 2)
-                                 for name in params._fields if name not in family.fixed))
-                     / np.sum(w))
+        scale = jnp.asarray(family.data_scale(X, w) if scale is None else scale)
+        params = jax.tree.map(jnp.asarray, params)
+        return family, (jnp.asarray(X), jnp.asarray(w)), params, prior, scale
 
     def em_decomposition(self, X, n_steps=10, sample_weight=None):
         """``n_steps`` iterations of plain EM (no prior, no reg_covar) from the fitted

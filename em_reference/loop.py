@@ -25,11 +25,17 @@ just evaluated, with objectives l_t, l_{t-1}, l_{t-2} of the last accepted point
 * certificate: the norm of the gradient of the objective with respect to the unconstrained
   parameters (family.to_unconstrained: log weights, log-Cholesky covariances in units of the
   data's spread, log rates, logit probabilities), divided by the total sample weight.
+* certificate floor: the certificate that rounding the parameters to the dtype leaves at an
+  exact optimum, about ||H D||_F / sum_n w_n * tuning.CERTIFICATE_FLOOR_ULPS, with H the
+  Hessian of the objective in u and D the spacing of the stored parameters carried into u
+  (certificate_and_floor). It matters only where a component is tight and far from the
+  data's centre (a mean at 5e5 with sd 1e-3: one spacing of the mean moves the gradient by
+  ~10 per sample); elsewhere it is ~1e-15.
 
-EM stops when the distance is below tol and the certificate is below cert_tol, and returns
-the M-step from that point. Hard EM stops at a fixed point of its own assignment step (the
-M-step returns the parameters it was given, so one more step changes no assignment) whose
-objective changed by less than tol. tol = 0 never stops early.
+EM stops when the distance is below tol and the certificate is below max(cert_tol, floor),
+and returns the M-step from that point. Hard EM stops at a fixed point of its own assignment
+step (the M-step returns the parameters it was given, so one more step changes no
+assignment) whose objective changed by less than tol. tol = 0 never stops early.
 
 SQUAREM (Varadhan & Roland 2008, the SqS3 step length with the monotone safeguard): from
 theta_0, two EM steps give theta_1, theta_2; in unconstrained coordinates u, with
@@ -65,7 +71,9 @@ class EMState(NamedTuple):
     n_iter: E-steps done; converged / failed flags; step_max: SQUAREM's largest step length;
     trace (max_iter + 1 + tuning.SQUAREM_MAX_CYCLE,): after each E-step, the objective of
     the best accepted point so far (-inf where not reached); log_likelihood: after the loop,
-    the log-likelihood at the returned parameters (no prior, no regulariser)."""
+    the log-likelihood at the returned parameters (no prior, no regulariser); grad_floor:
+    the certificate floor at the last check (0 before the first), which after the loop also
+    stands for the returned point's."""
 
     params: Any
     objective: jax.Array
@@ -78,6 +86,7 @@ class EMState(NamedTuple):
     step_max: jax.Array
     trace: jax.Array
     log_likelihood: jax.Array
+    grad_floor: jax.Array
 
 
 class Problem(NamedTuple):
@@ -117,7 +126,7 @@ def em_init(params, max_iter, history=None):
     return EMState(params, scalar(objective), scalar(change), scalar(jnp.inf), scalar(jnp.inf),
                    jnp.asarray(0, jnp.int32), jnp.asarray(False), jnp.asarray(False),
                    scalar(1.0), jnp.full(max_iter + 1 + tuning.SQUAREM_MAX_CYCLE, -jnp.inf,
-                                         dtype), scalar(jnp.nan))
+                                         dtype), scalar(jnp.nan), scalar(0.0))
 
 
 def all_finite(tree):
@@ -139,6 +148,32 @@ def certificate(problem, params, payload):
     return jnp.sqrt(squared_norm(problem.engine.family, grad)) / problem.n_total
 
 
+def certificate_and_floor(problem, params, payload):
+    """(certificate, its floor) at params, both from one forward-over-reverse pass: the
+    gradient g(u) and the Hessian-vector product H t in the unconstrained coordinates u.
+
+    The floor is the certificate that rounding params to their dtype leaves at an exact
+    optimum, CERTIFICATE_FLOOR_ULPS * ||H D s|| / sum_n w_n: H is the Hessian of the
+    objective as the engine's gradient defines it (the fast engine holds its moments fixed:
+    the complete-data Hessian, at least the observed one); D is diagonal, one spacing of each
+    stored free parameter carried into u (fixed ones: 0); s has random signs, so that
+    E ||H D s||^2 = ||H D||_F^2 (exactly, for a diagonal H)."""
+    engine, scale = problem.engine, problem.scale
+    family = engine.family
+    free = free_fields(family)
+    spacing = family.params_class(*(jnp.spacing(leaf) if name in free else jnp.zeros_like(leaf)
+                                    for name, leaf in zip(params._fields, params)))
+    u, du = jax.jvp(lambda p: family.to_unconstrained(p, scale), (params,), (spacing,))
+    leaves, treedef = jax.tree.flatten(du)
+    keys = jax.random.split(jax.random.PRNGKey(0), len(leaves))
+    tangent = jax.tree.unflatten(treedef, [jax.random.rademacher(k, d.shape, d.dtype)
+                                           * jnp.abs(d) for k, d in zip(keys, leaves)])
+    objective = engine.unconstrained_objective(problem.data, payload, problem.prior, scale)
+    grad, hessian_tangent = jax.jvp(jax.grad(objective), (u,), (tangent,))
+    norm = lambda tree: jnp.sqrt(squared_norm(family, tree)) / problem.n_total  # noqa: E731
+    return norm(grad), tuning.CERTIFICATE_FLOOR_ULPS * norm(hessian_tangent)
+
+
 def aitken_distance(value, state, n_total):
     """(Aitken's estimate of l_inf - l_{t-1} per unit weight, l_t - l_{t-1}) for the objective
     ``value`` = l_t after the accepted objectives state.objective = l_{t-1} and its change."""
@@ -158,11 +193,12 @@ def check(state, value, payload, problem):
     computed once the distance is below tol (a real branch for one restart)."""
     distance, change = aitken_distance(value, state, problem.n_total)
     near = distance < problem.tol
-    grad_norm = jax.lax.cond(near, lambda: certificate(problem, state.params, payload),
-                             lambda: jnp.asarray(jnp.inf, value.dtype))
-    converged = near & (grad_norm <= problem.cert_tol)
+    grad_norm, floor = jax.lax.cond(
+        near, lambda: certificate_and_floor(problem, state.params, payload),
+        lambda: (jnp.asarray(jnp.inf, value.dtype), jnp.zeros((), value.dtype)))
+    converged = near & (grad_norm <= jnp.maximum(problem.cert_tol, floor))
     return state._replace(objective=value, change=change, distance=distance,
-                          grad_norm=grad_norm), converged
+                          grad_norm=grad_norm, grad_floor=floor), converged
 
 
 def same_params(a, b):
@@ -274,8 +310,9 @@ def fit_em(init_params, data, prior, tol, cert_tol, scale, history=None, *, engi
     of the restarts' last accepted points in earlier fits that ended at init_params (a warm
     start continues the stopping rule; -inf / nan: no history). Returns the final EMState
     with every field batched over restarts; ``trace[n_iter]`` holds the objective at the
-    returned parameters, grad_norm the certificate there, and objective / change those of
-    the last accepted point the loop checked (the history of a warm start after it).
+    returned parameters, grad_norm the certificate there (grad_floor the floor of the last
+    check), and objective / change those of the last accepted point the loop checked (the
+    history of a warm start after it).
     """
     n_restarts = jax.tree.leaves(init_params)[0].shape[0]
     data = engine.prepare(data, n_restarts)
@@ -296,6 +333,8 @@ def fit_em(init_params, data, prior, tol, cert_tol, scale, history=None, *, engi
         state = jax.lax.while_loop(cond, lambda s: step(s, problem),
                                    em_init(params, max_iter, past))
         final, payload = evaluate(engine, data, state.params, prior)
+        # the floor of the last check stands for the returned point's, one M-step further
+        # (both at rounding distance from the optimum): one Hessian pass compiled, not two
         grad_norm = (jnp.asarray(jnp.nan, dtype) if engine.hard
                      else certificate(problem, state.params, payload))
         return state._replace(grad_norm=grad_norm,

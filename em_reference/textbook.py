@@ -91,6 +91,11 @@ class TextbookEngine:
         """The gradient of the objective (log-likelihood with the family's regulariser, + log
         prior) with respect to the unconstrained parameters (family.to_unconstrained), by
         automatic differentiation through the textbook E-step."""
+        objective = self.unconstrained_objective(data, payload, prior, scale)
+        return jax.grad(objective)(self.family.to_unconstrained(params, scale))
+
+    def unconstrained_objective(self, data, payload, prior, scale):
+        """u -> the objective at family.from_unconstrained(u, scale), through the E-step."""
         family = self.family
 
         def objective(u):
@@ -98,7 +103,7 @@ class TextbookEngine:
             value = self.e_step(data, p)[0]
             return value if prior is None else value + family.log_prior(p, prior)
 
-        return jax.grad(objective)(family.to_unconstrained(params, scale))
+        return objective
 
     def initial_m_step(self, data, weighted_resp):
         """The MLE M-step from given (initial) responsibilities (N, K) times weights."""

@@ -60,6 +60,11 @@ EXPANSION_MAX_LOSS_POWER = 0.5
 # and the Aitken distance is taken as 0 (the gradient certificate decides).
 OBJECTIVE_ROUNDING = 2.0**-40
 
+# The certificate floor (em_reference.loop.certificate_and_floor) counts this many spacings
+# of every parameter: the M-step's sums round its means by a few spacings, not by half of one
+# (tight clusters 1e6 apart, 42 fits: certificates up to 4.6 spacings' worth).
+CERTIFICATE_FLOOR_ULPS = 16.0
+
 # SQUAREM's adaptive largest step length starts at 1 (the first cycle is two plain EM steps
 # plus one) and is multiplied by this when a step at the bound is accepted, divided by it
 # when one is rejected (Varadhan & Roland 2008; the SQUAREM package's "mstep" = 4).

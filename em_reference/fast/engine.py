@@ -89,6 +89,14 @@ class FastEngine:
         for the natural parameters eta (em_natural_parameters: regulariser included).
         Moments about centres c_k pair with the natural parameters of the components moved
         by -c_k (T(x - c_k) . eta_k(mu_k - c_k) is the same log joint)."""
+        objective = self.unconstrained_objective(data, payload, prior, scale)
+        return jax.grad(objective)(self.family.to_unconstrained(params, scale))
+
+    def unconstrained_objective(self, data, payload, prior, scale):
+        """u -> the expected complete-data log joint (+ log prior) at
+        family.from_unconstrained(u, scale), the responsibilities held in the moments: its
+        gradient is the objective's at the E-step's point (gradient's docstring), its
+        Hessian the complete-data one."""
         family = self.family
         moments, centres = payload
 
@@ -98,7 +106,7 @@ class FastEngine:
             value = jnp.sum(moments * family.em_natural_parameters(moved).T)
             return value if prior is None else value + family.log_prior(p, prior)
 
-        return jax.grad(expected_log_joint)(family.to_unconstrained(params, scale))
+        return expected_log_joint
 
     def initial_m_step(self, data, weighted_resp):
         """The MLE M-step from given responsibilities times weights, laid out like the data

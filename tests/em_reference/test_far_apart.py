@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
-from sklearn.exceptions import ConvergenceWarning
 
 from em_reference import GaussianMixtureEM, gaussian
 
@@ -60,10 +59,10 @@ def fitted_full(est):
 def test_fast_fit_of_tight_far_apart_clusters_is_the_mle(ct, sd, n_init):
     X = two_far_clusters(sd)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no RuntimeWarning (a non-finite update)...
-        # ...but no certificate either: float64 holds a mean at 5e5 to 1.2e-10, 1e-7 of its
-        # own spread, and the gradient in the data's units (spread 5e5) stays ~10 per sample
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        # no RuntimeWarning (a non-finite update), no ConvergenceWarning: float64 holds a
+        # mean at 5e5 to 1.2e-10, 1e-7 of its own spread, and the gradient in the data's units
+        # (spread 5e5) stays ~10 per sample, which the certificate floor accounts for
+        warnings.simplefilter("error")
         est = GaussianMixtureEM(2, covariance_type=ct, algorithm="fast", n_init=n_init,
                                 max_iter=MAX_ITER, random_state=0).fit(X)
     order = np.argsort(est.means_[:, 0])
@@ -77,7 +76,8 @@ def test_fast_fit_of_tight_far_apart_clusters_is_the_mle(ct, sd, n_init):
     np.testing.assert_allclose(np.diagonal(got, axis1=1, axis2=2),
                                np.diagonal(covs, axis1=1, axis2=2), rtol=1e-6)
     np.testing.assert_allclose(got, covs, rtol=0, atol=1e-6 * sd**2)
-    assert not est.converged_ and est.distance_to_optimum_ == 0.0  # flat, not certified
+    assert est.converged_ and est.distance_to_optimum_ == 0.0
+    assert est.gradient_norm_ <= est.certificate_floor_
     # score, log_likelihood_ and lower_bound_ against scipy at the returned parameters
     fit_w, fit_m, fit_c = est.weights_, est.means_, fitted_full(est)
     truth = scipy_log_density(X, fit_w, fit_m, fit_c)
@@ -131,3 +131,25 @@ def test_log_likelihood_is_exact_for_tight_clusters_at_offset_1e5(ct):
     weights = np.array([0.3, 0.7])
     got = float(gaussian.log_likelihood(X, (weights, means, covs if ct == "full" else var), ct))
     assert got == pytest.approx(scipy_log_density(X, weights, means, covs), rel=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ["fast", "textbook"])
+def test_floor_certifies_the_mle_to_rounding_and_not_a_measurable_step_away(algorithm):
+    """Tight clusters 1e6 apart: the fit is certified by the floor (its gradient is far
+    above cert_tol, below the floor); moving one mean by 1,000 spacings (1e-7, a ten-thousandth
+    of the cluster's sd) gives a certificate above the floor."""
+    X = two_far_clusters(1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = GaussianMixtureEM(2, covariance_type="full", algorithm=algorithm,
+                                random_state=0).fit(X)
+    assert est.converged_
+    assert np.sqrt(np.finfo(float).eps) < est.gradient_norm_ <= est.certificate_floor_
+    at_fit = est.certificate(X)
+    floor = est.certificate_floor(X)
+    assert at_fit <= floor
+    far = int(np.argmax(np.abs(est.means_[:, 0])))
+    est.means_ = est.means_.copy()
+    est.means_[far, 0] += 1000 * np.spacing(est.means_[far, 0])
+    assert est.certificate(X) > 10 * floor
+    assert est.certificate_floor(X) == pytest.approx(floor, rel=0.1)
