@@ -705,5 +705,7 @@ def write_report(out) -> Path:
     atomic_write_text(path, blocks.to_html(title))
     atomic_write_text(store.root / "figures" / "index.json",
                       json.dumps([{"stem": f.stem, "caption": f.caption, "width_in": f.width_in,
-                                   "min_text_pt": f.min_text_pt} for f in figures], indent=1))
+                                   "min_text_pt": f.min_text_pt,
+                                   "text_clashes": list(f.text_clashes)} for f in figures],
+                                 indent=1))
     return path

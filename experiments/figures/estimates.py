@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .data import arrays_of, dataset_of, hints_of, k_text
-from .style import is_certified, line_style, marker_style, method_color, new_figure, save, \
-    sort_methods, status_label, uncertified_note
+from .style import is_certified, legend_columns, line_style, marker_style, method_color, \
+    new_figure, save, sort_methods, status_label, uncertified_note
 
 # (parameter, panel title, unit of the drawn difference, its divisor: 1, or the training data's
 # sd / variance per feature, so features of different scales share the axis)
@@ -105,9 +105,11 @@ def forest_figure(store, dataset, rows, out_dir):
         ax.set_title(title)
         ax.set_xlabel(f"difference ({unit_text})")
         ax.grid(axis="y", visible=False)
-    fig.legend(loc="upper center", ncol=min(5, len(methods) + 1))
+    labels = {label for ax in axes.flat for label in ax.get_legend_handles_labels()[1]}
+    ncol = legend_columns(labels, fig.get_figwidth())
+    fig.legend(loc="upper center", ncol=ncol)
     height = fig.get_figheight()
-    n_legend_rows = int(np.ceil((len(methods) + 1) / 5))
+    n_legend_rows = int(np.ceil(len(labels) / ncol))
     k = k_text(first)
     spread = ", ".join(f"{m} {largest[m]:.2g}" for m in methods if m in largest)
     caption = (f"{dataset} ({k}): point estimates per method after label alignment (dots; "

@@ -4,6 +4,7 @@ certified seeds, for one problem (model, K, covariance type, data) of a dataset.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
 from .data import k_text
@@ -93,6 +94,7 @@ def heldout_figure(df, dataset, rows, out_dir):
     for ax, (col, se, label) in zip(axes.flat, panels, strict=True):
         draw_heldout(ax, points, col, se)
         ax.set_xlabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # four-decimal ARIs: fewer, wider ticks
     first = rows.iloc[0]
     ct = first.get("covariance_type") or ""
     seeds = sorted(points["seed"].unique())

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .data import arrays_of, dataset_of, hints_of
-from .style import TRUTH_STYLE, axis_label, line_style, method_color, new_figure, save, \
-    sort_methods, status_label, uncertified_note
+from .style import TRUTH_STYLE, axis_label, legend_columns, line_style, method_color, new_figure, \
+    save, sort_methods, status_label, uncertified_note
 
 
 def marginal_figure(store, dataset, rows, out_dir):
@@ -49,7 +49,9 @@ def marginal_figure(store, dataset, rows, out_dir):
     ax.set_xlabel(axis_label(ds.feature_names[0], ds.units[0]))
     ax.set_ylabel(ylabel)
     # below the axes: inside, the legend covers the data's histogram
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
+    labels = ax.get_legend_handles_labels()[1]
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2),
+              ncol=legend_columns(labels, fig.get_figwidth(), most=4))
     kind = "counts with each method's fitted mixture pmf" if discrete else \
         "values (density histogram) with each method's fitted mixture density"
     caption = (f"{dataset} (K={int(first['n_components'])}): training {kind}"

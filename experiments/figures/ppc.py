@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import arrays_of, dataset_of, hints_of, k_text
-from .style import axis_label, is_certified, method_color, new_figure, save
+from .style import axis_label, is_certified, legend_columns, method_color, new_figure, save
 
 POSTERIOR_PREFERENCE = ("nuts", "vi_full_rank", "vi_low_rank", "vi_mean_field", "cavi",
                         "sklearn_vb")
@@ -86,7 +86,12 @@ def ppc_figure(store, dataset, rows, out_dir):
     n_draws = len(draws["weights"])
     pick = np.unique(np.linspace(0, n_draws - 1, min(MAX_DRAWS, n_draws)).astype(int))
     features = range(min(d, MAX_FEATURES))
-    fig, axes = new_figure(1, len(features), width=3.5 * len(features), height=3.0)
+    # two panels across a page at most: more features take more rows, not narrower panels
+    ncols = min(2, len(features))
+    nrows = int(np.ceil(len(features) / ncols))
+    fig, axes = new_figure(nrows, ncols, width=3.5 * ncols, height=2.6 * nrows + 0.4)
+    for ax in list(axes.flat)[len(features):]:
+        ax.set_visible(False)
     rng = np.random.default_rng(0)
     outside, total = [], 0
     for ax, j in zip(axes.flat, features, strict=False):
@@ -97,9 +102,9 @@ def ppc_figure(store, dataset, rows, out_dir):
         low, mid, high = np.percentile(rep, [BAND[0], 50, BAND[1]], axis=0)
         color = method_color(row["method"])
         ax.bar(centers, high - low, bottom=low, width=widths, color=color, alpha=0.35,
-               linewidth=0, label=f"replicated {BAND[0]}-{BAND[1]}%")
+               linewidth=0, label=f"{BAND[0]}-{BAND[1]}% band")
         ax.hlines(mid, centers - widths / 2, centers + widths / 2, color=color, linewidth=1,
-                  label="replicated median")
+                  label="band median")
         miss = (observed < low) | (observed > high)
         ax.plot(centers[~miss], observed[~miss], "o", color="black", markersize=3,
                 label="data")
@@ -110,7 +115,8 @@ def ppc_figure(store, dataset, rows, out_dir):
         ax.set_xlabel(axis_label(ds.feature_names[j], ds.units[j]))
         ax.set_ylabel("fraction of points")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2)
+    ncol = legend_columns(labels, fig.get_figwidth(), most=4)
+    fig.legend(handles, labels, loc="upper center", ncol=ncol)
     height = fig.get_figheight()
     shown = "" if d <= MAX_FEATURES else f" (the first {MAX_FEATURES} of {d} features)"
     caption = (f"{dataset} ({k_text(first)}): posterior predictive check from "
@@ -122,4 +128,6 @@ def ppc_figure(store, dataset, rows, out_dir):
                + (f" ({', '.join(map(str, outside))} per feature)" if len(outside) > 1 else "")
                + f", against about {total * (100 - BAND[1] + BAND[0]) / 100:.1f} expected by "
                  "chance if the model were right.")
-    return save(fig, out_dir, f"ppc_{dataset}", caption, rect=(0, 0, 1, 1 - 0.55 / height))
+    legend_in = 0.15 + 0.2 * int(np.ceil(len(labels) / ncol))
+    return save(fig, out_dir, f"ppc_{dataset}", caption,
+                rect=(0, 0, 1, 1 - legend_in / height))

@@ -68,7 +68,10 @@ def selection_figure(df, out_dir, method="em"):
         return None
     ncols = min(3, len(panels))
     nrows = int(np.ceil(len(panels) / ncols))
-    fig, axes = new_figure(nrows, ncols, width=3.5 * ncols, height=3.0 * nrows + 0.5)
+    # three panels across a page (7 in), or one in a column: titles of two lines, the legend
+    # in a strip below the panels
+    fig, axes = new_figure(nrows, ncols, width=7.0 if ncols > 1 else 3.5,
+                           height=2.7 * nrows + 0.4)
     choices = []
     for ax, (dataset, ct, rows) in zip(axes.flat, panels, strict=False):
         picked, titled = [], []
@@ -98,12 +101,15 @@ def selection_figure(df, out_dir, method="em"):
         symlog_y(ax)
         ax.set_xticks(k)
         ax.set_xlabel("number of components K")
-        ax.set_ylabel("criterion − its chosen value (2 × nats)")
-        ax.set_title(f"{dataset}" + (f" ({ct})" if ct else "") + "\n" + ", ".join(titled))
+        if ax in axes[:, 0]:
+            ax.set_ylabel("criterion − chosen (2 × nats)")
+        ax.set_title(f"{dataset}" + (f" ({ct})" if ct else ""), pad=13, fontsize=8.5)
+        ax.text(0.5, 1.0, ", ".join(t.replace(" K=", " ") for t in titled),
+                transform=ax.transAxes, ha="center", va="bottom", fontsize=8)
         choices.append(f"{dataset}: " + ", ".join(picked))
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.legend(loc="upper center", ncol=3)
+    fig.legend(loc="lower center", ncol=3)
     height = fig.get_figheight()
     seeds = sorted({int(x) for _, _, rows in panels for x in rows["seed"]})
     seed_text = (f"seed {seeds[0]}" if len(seeds) == 1 else
@@ -117,7 +123,7 @@ def selection_figure(df, out_dir, method="em"):
                "disagree: "
                + "; ".join(choices) + "." + _flag_note(panels))
     return save(fig, out_dir, f"model_selection_{method}", caption,
-                rect=(0, 0, 1, 1 - 0.35 / height))
+                rect=(0, 0.3 / height, 1, 1))
 
 
 def _flag_note(panels) -> str:

@@ -55,6 +55,18 @@ def sort_methods(methods):
     return sorted(methods, key=lambda m: (order.get(m, len(order)), m))
 
 
+def legend_columns(labels, width_in, most=5, fontsize=8.0) -> int:
+    """How many columns of a legend of ``labels`` fit across ``width_in`` inches at
+    ``fontsize`` points (matplotlib's handle, its padding and the column spacing: about
+    5.5 em a column; text about 0.6 em a character; 3 em of frame and border)."""
+    labels = list(labels)
+    if not labels:
+        return 1
+    column_pt = fontsize * (5.5 + 0.6 * max(len(str(label)) for label in labels))
+    fits = int((width_in * 72.0 - 3.0 * fontsize) // column_pt)
+    return max(1, min(most, len(labels), fits))
+
+
 def axis_label(name: str, unit: str) -> str:
     return f"{name} ({unit})" if unit else name
 
@@ -69,6 +81,7 @@ class FigureInfo:
     caption: str
     width_in: float = float("nan")  # printed width: SINGLE_COLUMN or DOUBLE_COLUMN
     min_text_pt: float = float("nan")  # the smallest visible text at that width
+    text_clashes: tuple = ()  # texts that overlap each other or leave the figure
 
 
 SINGLE_COLUMN, DOUBLE_COLUMN = 3.5, 7.0  # inches, a journal's column and page widths
@@ -92,7 +105,7 @@ def new_figure(nrows=1, ncols=1, width=6.4, height=4.0, **kw):
     return fig, axes
 
 
-def _plain_symlog_ticks(axis, linthresh, subs=(1.0,)):
+def plain_symlog_ticks(axis, linthresh, subs=(1.0,)):
     """Ticks of a symlog ``axis`` at ``subs`` per decade, written as plain numbers."""
     from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
 
@@ -105,7 +118,7 @@ def symlog_y(ax, linthresh=1.0):
     """A symmetric log y axis from 0 with plain-number ticks (0, 1, 10, 100, ...)."""
     ax.set_yscale("symlog", linthresh=linthresh)
     ax.set_ylim(bottom=-0.3 * linthresh)
-    _plain_symlog_ticks(ax.yaxis, linthresh)
+    plain_symlog_ticks(ax.yaxis, linthresh)
 
 
 def symlog_axis(ax, linthresh=1.0):
@@ -115,7 +128,7 @@ def symlog_axis(ax, linthresh=1.0):
     ax.set_xscale("symlog", linthresh=linthresh)
     low, high = ax.get_xlim()
     decades = np.log10(max(abs(low), abs(high), linthresh) / linthresh)
-    _plain_symlog_ticks(ax.xaxis, linthresh, (1.0, 2.0, 5.0) if decades <= 3 else (1.0,))
+    plain_symlog_ticks(ax.xaxis, linthresh, (1.0, 2.0, 5.0) if decades <= 3 else (1.0,))
     ax.tick_params(axis="x", labelrotation=30)
 
 
@@ -126,6 +139,48 @@ def smallest_text_pt(fig) -> float:
     sizes = [t.get_fontsize() for t in fig.findobj(Text)
              if t.get_visible() and t.get_text().strip()]
     return float(min(sizes)) if sizes else float("nan")
+
+
+def drawn_texts(fig) -> list:
+    """The texts ``fig`` draws: titles, axis labels and their offsets, the labels of ticks
+    inside the view (matplotlib keeps labels for ticks beyond it, never drawn), annotations,
+    legends' texts and the figure's own."""
+    texts = list(fig.texts)
+    for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]:
+        if legend is not None and legend.get_visible():
+            texts += [*legend.get_texts(), legend.get_title()]
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += [ax.title, ax._left_title, ax._right_title, *ax.texts]
+        for axis in (ax.xaxis, ax.yaxis):
+            if not axis.get_visible():
+                continue
+            texts += [axis.label, axis.get_offset_text()]
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-9 * max(abs(low), abs(high), 1.0)
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if low - slack <= tick.get_loc() <= high + slack:
+                    texts += [tick.label1, tick.label2]  # each drawn where visible
+    return [t for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def text_clashes(fig) -> tuple[str, ...]:
+    """The drawn texts of ``fig`` that overlap another ("'a' overlaps 'b'") or run past
+    the figure's edge ("'a' leaves the figure"): titles into neighbouring titles, a legend
+    over a title, a clipped axis label. Draws the figure once more at its own dpi (savefig
+    leaves legends placed at the file's)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    boxes = [(t.get_text().strip().replace("\n", " ")[:40],
+              t.get_window_extent(renderer).padded(-1.0)) for t in drawn_texts(fig)]
+    clashes = [f"'{name}' leaves the figure" for name, b in boxes
+               if b.x0 < 0 or b.y0 < 0 or b.x1 > width or b.y1 > height]
+    for i, (a, box_a) in enumerate(boxes):
+        clashes += [f"'{a}' overlaps '{b}'" for b, box_b in boxes[i + 1:]
+                    if box_a.overlaps(box_b)]
+    return tuple(clashes)
 
 
 def save(fig, out_dir, stem, caption, rect=(0, 0, 1, 1)) -> FigureInfo:
@@ -141,8 +196,9 @@ def save(fig, out_dir, stem, caption, rect=(0, 0, 1, 1)) -> FigureInfo:
         fig.savefig(png)
         fig.savefig(pdf)
     width, min_pt = float(fig.get_figwidth()), smallest_text_pt(fig)
+    clashes = text_clashes(fig)
     plt.close(fig)
-    return FigureInfo(stem, png, pdf, caption, width, min_pt)
+    return FigureInfo(stem, png, pdf, caption, width, min_pt, clashes)
 
 
 # fits that are not certified (fit_status "not_converged" / "failed_to_mix") are drawn

@@ -160,7 +160,7 @@ def _vi_panel(ax, store, vi_rows):
         decades = np.arange(int(np.log10(max(-low, linthresh) / linthresh)) + 1)
         ax.set_yticks(sorted({0.0, linthresh, *(-linthresh * 10.0 ** decades)}))
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("ELBO estimate − final ELBO (nats)")
+    ax.set_ylabel("ELBO − final ELBO (nats)")
     ax.set_title("VI by SVI")
     _legend_below(ax)
     return noise
@@ -206,4 +206,8 @@ def traces_figure(store, dataset, rows, out_dir):
                      "scatter over the last fifth of the steps): inside it, differences are noise")
     caption = f"{dataset} ({k}): " + "; ".join(
         f"({chr(ord('a') + i)}) {p}" for i, p in enumerate(parts)) + "." + uncertified_note(rows)
+    # the panels keep 3.2 in (their y labels run 2 in); the legends below get what they need
+    lines = max((sum(1 + t.get_text().count("\n") for t in ax.get_legend().get_texts())
+                 for ax in axes[0] if ax.get_legend() is not None), default=0)
+    fig.set_figheight(3.2 + 0.15 * lines)
     return save(fig, out_dir, f"traces_{dataset}", caption)

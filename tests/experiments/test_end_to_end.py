@@ -139,6 +139,9 @@ def test_figures_and_self_contained_report(run, capsys):
     assert {f["width_in"] for f in index} <= {3.5, 7.0}
     small = [(f["stem"], f["min_text_pt"]) for f in index if not f["min_text_pt"] >= 8]
     assert not small, small
+    # no text over other text or past the figure's edge
+    clashing = {f["stem"]: f["text_clashes"] for f in index if f["text_clashes"]}
+    assert not clashing, clashing
     assert html.count("src='data:image/png;base64,") == n_figures >= 7
     assert "src='figures" not in html and 'src="' not in html  # nothing outside the file
 

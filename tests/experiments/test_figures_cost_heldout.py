@@ -73,8 +73,8 @@ def _groups(table):
 
 def test_cost_table_sums_finished_cells_and_leaves_unmeasured_compile_times_out(table):
     t = cost_table(table)
-    # the style's method order; the failed em cell (seed 2) is not counted
-    assert list(t.index) == ["em", "hard_em", "sklearn_em", "vi_mean_field"]
+    # registration order; the failed em cell (seed 2) is not counted
+    assert list(t.index) == ["em", "hard_em", "vi_mean_field", "sklearn_em"]
     assert t.loc["em", "n_cells"] == 4  # blobs K=2 seeds 0, 1, blobs K=3, plain
     assert t.loc["em", "compile"] == pytest.approx(3.0 + 5.0 + 2.0 + 0.5)
     assert t.loc["em", "run"] == pytest.approx(0.25 + 0.5 + 0.5 + 0.5)
@@ -107,14 +107,14 @@ def test_cost_bars_are_the_sums_and_unmeasured_is_written_not_drawn(table):
     ticks = dict(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels()),
                      strict=True))
     assert [ticks[y] for y in sorted(ticks, reverse=True)] == [
-        "em (4)", "hard_em (2)", "sklearn_em (2)", "vi_mean_field (2; compile in 1)"]
+        "em (4)", "hard_em (2)", "vi_mean_field (2; compile in 1)", "sklearn_em (2)"]
 
 
 def test_cost_figure_is_written_with_its_caption(table, tmp_path):
     info = cost_figure(table, tmp_path)
     assert info.png.stat().st_size > 0 and info.pdf.stat().st_size > 0
     assert "summed over the method's finished cells" in info.caption
-    assert "not measured by sklearn_em, vi_mean_field" in info.caption
+    assert "not measured by vi_mean_field, sklearn_em" in info.caption
     assert "1 failed cell(s) left out" in info.caption
 
 
@@ -259,3 +259,22 @@ def test_every_built_in_method_has_its_own_colour():
     assert to_hex(method_color("em")) == "#0072b2"  # the colour set at its registration
     assert sort_methods(["nuts", "plug_in", "em", "a_plug_in"]) == ["em", "nuts", "a_plug_in",
                                                                      "plug_in"]
+
+
+def test_text_clashes_finds_overlapping_and_clipped_text_only():
+    from experiments.figures.style import new_figure, text_clashes
+
+    fig, axes = new_figure(1, 2, width=7.0, height=2.5)
+    for ax in axes.flat:
+        ax.plot([0, 1], [0, 1])
+        ax.set_xlim(0.2, 0.8)  # ticks at 0 and 1 keep labels that are never drawn
+        ax.set_xlabel("x")
+        ax.set_title("a title")
+    fig.tight_layout()
+    fig.canvas.draw()
+    assert text_clashes(fig) == ()
+    axes[0, 0].text(0.5, 0.5, "one note", transform=axes[0, 0].transAxes)
+    axes[0, 0].text(0.52, 0.52, "another note", transform=axes[0, 0].transAxes)
+    axes[0, 1].text(1.6, 0.5, "past the edge", transform=axes[0, 1].transAxes)
+    assert set(text_clashes(fig)) == {"'one note' overlaps 'another note'",
+                                      "'past the edge' leaves the figure"}

@@ -23,7 +23,15 @@ def test_choices_are_the_minima_and_the_caption_says_them(tmp_path):
     info = selection_figure(rows, tmp_path)
     assert "d: BIC K=2, AIC K=2, ICL K=1." in info.caption
     assert "d K=3 seed 0 (not_converged)" in info.caption
-    assert info.width_in == 3.5 and info.min_text_pt >= 8
+    assert info.width_in == 3.5 and info.min_text_pt >= 8 and info.text_clashes == ()
+
+
+def test_three_panels_share_a_page_without_clashing_text(tmp_path):
+    rows = pd.concat([_rows().assign(dataset=name) for name in
+                      ("faithful", "london_deaths", "three_cluster_diag")])
+    info = selection_figure(rows, tmp_path)
+    assert info.width_in == 7.0 and info.min_text_pt >= 8
+    assert info.text_clashes == ()
 
 
 def test_seeds_that_disagree_are_counted(tmp_path):
