@@ -15,7 +15,6 @@ hand-written EM (GaussianMixtureEM, MLE) on the same data is timed beside them a
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 import warnings
@@ -23,12 +22,9 @@ import warnings
 import numpy as np
 
 from benchmarks.cases import make_data
-from benchmarks.measure import interleaved_rounds, load_average, summarize
-
-
-class _Runner:
-    def __init__(self, name, fit):
-        self.name, self.fit = name, fit
+from benchmarks.contenders import Runner
+from benchmarks.measure import (interleaved_rounds, load_average,
+                                marginal_time_parser, summarize, write_report)
 
 
 def _priors(X, covariance_type):
@@ -82,8 +78,10 @@ def runners(X, k, covariance_type):
             est.fit(X)
         return est.means_, est.covariances_
 
-    return [_Runner("em_reference_cavi", ours), _Runner("sklearn", sklearn(None)),
-            _Runner("sklearn_1t", sklearn(1)), _Runner("em_reference_em", em)]
+    return [Runner("em_reference_cavi", "float64", ours, True),
+            Runner("sklearn", "float64", sklearn(None), False),
+            Runner("sklearn_1t", "float64", sklearn(1), False),
+            Runner("em_reference_em", "float64", em, True)]
 
 
 def run(n, d, k, covariance_types, m1, m2, repeats):
@@ -120,20 +118,8 @@ def run(n, d, k, covariance_types, m1, m2, repeats):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=100_000)
-    p.add_argument("--d", type=int, default=8)
-    p.add_argument("--k", type=int, default=8)
-    p.add_argument("--covariance-types", nargs="+", default=["full", "diag"])
-    p.add_argument("--m1", type=int, default=5)
-    p.add_argument("--m2", type=int, default=55)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--out", default=None, help="also write the report to this file")
-    a = p.parse_args(argv)
-    lines = run(a.n, a.d, a.k, a.covariance_types, a.m1, a.m2, a.repeats)
-    if a.out:
-        with open(a.out, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
+    a = marginal_time_parser(__doc__.splitlines()[0], m1=5, m2=55, repeats=7).parse_args(argv)
+    write_report(run(a.n, a.d, a.k, a.covariance_types, a.m1, a.m2, a.repeats), a.out)
 
 
 if __name__ == "__main__":

@@ -113,3 +113,28 @@ def load_average() -> float:
         return float(os.getloadavg()[0])
     except OSError:  # pragma: no cover
         return float("nan")
+
+
+def marginal_time_parser(description: str, m1: int, m2: int, repeats: int):
+    """The command line of a per-iteration benchmark at one shape: --n --d --k,
+    --covariance-types, the marginal time's --m1 --m2 --repeats, and --out (a copy of the
+    report)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--d", type=int, default=8)
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--covariance-types", nargs="+", default=["full", "diag"])
+    p.add_argument("--m1", type=int, default=m1)
+    p.add_argument("--m2", type=int, default=m2)
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--out", default=None, help="also write the report to this file")
+    return p
+
+
+def write_report(lines, path) -> None:
+    """The report's lines into ``path`` (nothing when path is None)."""
+    if path:
+        with open(path, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
