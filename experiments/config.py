@@ -106,18 +106,24 @@ def _table(value, what, where):
     return value
 
 
-def _block_method_options(block, methods, w) -> dict:
-    """A block's method_options table {method: {option: value}}, for methods it names."""
-    table = _table(block.get("method_options", {}), "method_options", w)
+def _method_options(value, where, table_label, label, runs=None) -> dict:
+    """A {method: {option: value}} table, every method's options checked against its
+    signature: [methods] (label "[methods.{}]") or a block's method_options (label
+    "method_options.{}", ``runs`` the methods the block names)."""
+    table = _table(value, table_label, where)
     for name, opts in table.items():
-        if name not in methods:
-            raise ValueError(f"{w}: method_options.{name}: the block does not run {name!r} "
-                             f"(its methods: {sorted(methods)})")
-        _table(opts, f"method_options.{name}", w)
+        what = label.format(name)
+        if name not in METHODS:
+            raise ValueError(f"{where}: {what}: unknown method {name!r}; "
+                             f"known methods: {sorted(METHODS)}")
+        if runs is not None and name not in runs:
+            raise ValueError(f"{where}: {what}: the block does not run {name!r} "
+                             f"(its methods: {sorted(runs)})")
+        _table(opts, what, where)
         try:
             METHODS[name].check_options(opts)
         except ValueError as exc:
-            raise ValueError(f"{w}: method_options.{name}: {exc}") from None
+            raise ValueError(f"{where}: {what}: {exc}") from None
     return table
 
 
@@ -192,16 +198,8 @@ def parse_config(data: dict, source: str = "", where: str = "config") -> GridCon
             or not 0 <= held_out < 1:
         raise ValueError(f"{where}: run.held_out_fraction must be in [0, 1), got {held_out!r}")
 
-    method_options = _table(data.get("methods", {}), "[methods]", where)
-    for name, opts in method_options.items():
-        if name not in METHODS:
-            raise ValueError(f"{where}: [methods.{name}]: unknown method {name!r}; "
-                             f"known methods: {sorted(METHODS)}")
-        _table(opts, f"[methods.{name}]", where)
-        try:
-            METHODS[name].check_options(opts)
-        except ValueError as exc:
-            raise ValueError(f"{where}: [methods.{name}]: {exc}") from None
+    method_options = _method_options(data.get("methods", {}), where, "[methods]",
+                                     "[methods.{}]")
 
     blocks = data.get("grid")
     if not blocks or not isinstance(blocks, list):
@@ -229,7 +227,8 @@ def parse_config(data: dict, source: str = "", where: str = "config") -> GridCon
         for m in methods:
             if m not in METHODS:
                 raise ValueError(f"{w}: unknown method {m!r}; known methods: {sorted(METHODS)}")
-        block_options = _block_method_options(block, methods, w)
+        block_options = _method_options(block.get("method_options", {}), w, "method_options",
+                                        "method_options.{}", runs=methods)
         model_name = block.get("model")
         if model_name is not None and model_name not in MODELS:
             raise ValueError(f"{w}: unknown model {model_name!r}; known models: {sorted(MODELS)}")
