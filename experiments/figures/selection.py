@@ -75,6 +75,9 @@ def selection_figure(df, out_dir, method="em"):
     choices = []
     for ax, (dataset, ct, rows) in zip(axes.flat, panels, strict=False):
         picked, titled = [], []
+        # K at evenly spaced positions: 1, 2, 5, 10, 20, 50 stay readable
+        grid = np.unique(rows["n_components"].to_numpy())
+        at = lambda ks, grid=grid: np.searchsorted(grid, ks)  # noqa: E731
         for col, label, color, marker, dx in CRITERIA:
             # the first seed drawn bold with its choice starred, the others thin beneath it
             for i, (_, seed_rows) in enumerate(rows.groupby("seed", sort=True)):
@@ -84,22 +87,22 @@ def selection_figure(df, out_dir, method="em"):
                 best = chosen_k(seed_rows, col)
                 rel = v - (np.nanmin(v) if best is None else v[k == best][0])
                 first = i == 0
-                ax.plot(k + dx, rel, marker=marker if first else None, color=color,
+                ax.plot(at(k) + dx, rel, marker=marker if first else None, color=color,
                         markersize=4, linewidth=1 if first else 0.6, alpha=1 if first else 0.5,
                         zorder=3 if first else 2,
                         label=label if ax is axes.flat[0] and first else None)
                 if best is not None and first:
-                    ax.plot(best + dx, 0.0, marker="*", markersize=11, color=color,
+                    ax.plot(at(best) + dx, 0.0, marker="*", markersize=11, color=color,
                             markeredgecolor="black", markeredgewidth=0.5, zorder=4)
                 if flagged.any():  # a K whose fit is not certified: a hollow ring on its point
-                    ax.plot(k[flagged] + dx, rel[flagged], "o", markersize=8, color=color,
+                    ax.plot(at(k[flagged]) + dx, rel[flagged], "o", markersize=8, color=color,
                             **UNCERTIFIED_MARKER)
             counts = choices_over_seeds(rows, col)
             picked.append(choice_text(label, counts))
             titled.append(choice_text(label, counts, compact=True))
         k = np.unique(rows["n_components"].to_numpy())
         symlog_y(ax)
-        ax.set_xticks(k)
+        ax.set_xticks(at(k), [str(int(v)) for v in k])
         ax.set_xlabel("number of components K")
         if ax in axes[:, 0]:
             ax.set_ylabel("criterion − chosen (2 × nats)")

@@ -37,6 +37,13 @@ def _label(row) -> str:
     return f"{row['model']}{k}{'' if latent is None else f' L={latent}'} / {row['method']}"
 
 
+def _title(row) -> str:
+    """A panel's title on two lines (a third of a page holds ~25 characters at 8 pt): the
+    model with its K and latent size, then the method and the dataset."""
+    model, method = _label(row).split(" / ")
+    return f"{model}\n{method}, {row['dataset']}"
+
+
 def _drawn(store, row) -> dict:
     return arrays_of(store, row["key"], "model")
 
@@ -112,9 +119,12 @@ def gaps_figure(store, df, out_dir):
                    label="amortization gap" if x == 0 else None)
             ax.errorbar(x, approx + amort, yerr=float(r[f"inference_gap_{part}_se"]),
                         color="black", capsize=3)
-            labels.append((x, f"{part}\n{_label(r)}"))
-    ax.set_xticks([x for x, _ in labels], [t for _, t in labels], fontsize=8, rotation=30,
-                  ha="right")
+            labels.append((x, part))
+        # the pair's model and method, centred under its two bars
+        model, method = _label(r).split(" / ")
+        ax.text(3 * i + 0.5, -0.12, f"{model}\n{method}", transform=ax.get_xaxis_transform(),
+                ha="center", va="top", fontsize=8)
+    ax.set_xticks([x for x, _ in labels], [t for _, t in labels], fontsize=8)
     ax.set_ylabel("nats per image")
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.legend()
@@ -145,7 +155,7 @@ def learning_curves_figure(store, df, out_dir):
                        label=f"kept: epoch {best + 1}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{r.get('objective_name', 'bound')} per image (nats)")
-        ax.set_title(f"{r['dataset']}: {_label(r)}", fontsize=8)
+        ax.set_title(_title(r), fontsize=8)
         ax.legend(fontsize=8)
     caption = ("Learning curves: the training bound per image (the mean of the epoch's "
                "minibatch estimates) and the held-out bound per image after each epoch; the "
@@ -232,9 +242,13 @@ def latent_figure(store, df, out_dir):
                 ring = m[:, None] + 2 * (vecs * np.sqrt(np.maximum(vals, 0))) @ np.stack(
                     [np.cos(t), np.sin(t)])
                 ax.plot(ring[0], ring[1], color="black", linewidth=0.3 + 3 * float(w))
-        dims = "z1, z2" if z.shape[1] == 2 else f"first 2 principal directions of {z.shape[1]}-d z"
-        ax.set_xlabel(dims)
-        ax.set_title(f"{r['dataset']}: {_label(r)}", fontsize=8)
+        if z.shape[1] == 2:
+            ax.set_xlabel("z1")
+            ax.set_ylabel("z2")
+        else:
+            ax.set_xlabel(f"1st principal axis of {z.shape[1]}-d z")
+            ax.set_ylabel("2nd principal axis")
+        ax.set_title(_title(r), fontsize=8)
     caption = ("Latent space: the encoder's mean E_q[z | x] of every held-out image, coloured "
                "by its label; black ellipses: the mixture prior's components at 2 standard "
                "deviations (line width grows with the weight). Latents of more than two "
