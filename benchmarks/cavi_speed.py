@@ -15,16 +15,14 @@ hand-written EM (GaussianMixtureEM, MLE) on the same data is timed beside them a
 
 from __future__ import annotations
 
-import platform
-import time
 import warnings
 
 import numpy as np
 
 from benchmarks.cases import make_data
 from benchmarks.contenders import Runner
-from benchmarks.measure import (interleaved_rounds, load_average,
-                                marginal_time_parser, summarize, write_report)
+from benchmarks.measure import (interleaved_rounds, load_average, marginal_time_parser,
+                                report_lines, summarize, write_report)
 
 
 def _priors(X, covariance_type):
@@ -85,12 +83,9 @@ def runners(X, k, covariance_type):
 
 
 def run(n, d, k, covariance_types, m1, m2, repeats):
-    lines = []
-    say = lambda s="": (print(s, flush=True), lines.append(s))  # noqa: E731
-    say(f"CAVI per iteration at (N, D, K) = ({n:,}, {d}, {k}); marginal time (m2={m2} minus "
+    lines, say = report_lines(
+        f"CAVI per iteration at (N, D, K) = ({n:,}, {d}, {k}); marginal time (m2={m2} minus "
         f"m1={m1} iterations), median of {repeats} interleaved rounds")
-    say(f"{time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}, "
-        f"load average {load_average():.1f} at start")
     X = make_data(n, d, k, seed=0)
     for ct in covariance_types:
         rs = runners(X, k, ct)

@@ -138,3 +138,20 @@ def write_report(lines, path) -> None:
     if path:
         with open(path, "w") as fh:
             fh.write("\n".join(lines) + "\n")
+
+
+def report_lines(title: str):
+    """(lines, say) of a benchmark report: say(text) prints a line and keeps it in lines; the
+    report starts with ``title``, the date, the processor and the load average."""
+    import platform
+
+    lines = []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    say(title)
+    say(f"{time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}, "
+        f"load average {load_average():.1f} at start")
+    return lines, say

@@ -15,14 +15,12 @@ and its exps at the faster exp rate, both measured here (benchmarks.worker.job_m
 
 from __future__ import annotations
 
-import platform
-import time
 import warnings
 
 from benchmarks.cases import make_data, restarts_floor_s
 from benchmarks.contenders import Runner
-from benchmarks.measure import (interleaved_rounds, load_average,
-                                marginal_time_parser, summarize, write_report)
+from benchmarks.measure import (interleaved_rounds, load_average, marginal_time_parser,
+                                report_lines, summarize, write_report)
 
 
 def runners(X, k, covariance_type, n_init):
@@ -58,12 +56,9 @@ def runners(X, k, covariance_type, n_init):
 def run(n, d, k, n_init, covariance_types, m1, m2, repeats):
     from benchmarks.worker import job_machine
 
-    lines = []
-    say = lambda s="": (print(s, flush=True), lines.append(s))  # noqa: E731
-    say(f"{n_init} restarts per iteration at (N, D, K) = ({n:,}, {d}, {k}); marginal time "
+    lines, say = report_lines(
+        f"{n_init} restarts per iteration at (N, D, K) = ({n:,}, {d}, {k}); marginal time "
         f"(m2={m2} minus m1={m1} iterations), median of {repeats} interleaved rounds")
-    say(f"{time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}, "
-        f"load average {load_average():.1f} at start")
     machine = job_machine({"n": 3000, "repeats": 3})
     peak = machine["peak_gflops_float64"]
     exp_ns = min(machine["xla_exp_ns_float64"], machine["estep_exp_ns_float64"])
