@@ -79,15 +79,17 @@ def _factory(problem, use_prior, assignment, acceleration, tol, max_iter, reg_co
 def certificate_columns(est) -> dict:
     """The evidence of the stopping point: the certificate (gradient norm of the objective
     w.r.t. the unconstrained parameters, per sample; nan for hard EM, certified as a fixed
-    point instead), Aitken's estimated distance to the optimum per sample, and EM's own
-    objective there (lower_bound_: the log-likelihood or log joint with reg_covar's term, the
-    quantity restart_objectives holds)."""
+    point instead), the gradient that rounding the parameters alone leaves (the threshold
+    where it exceeds cert_tol), Aitken's estimated distance to the optimum per sample, and
+    EM's own objective there (lower_bound_: the log-likelihood or log joint with reg_covar's
+    term, the quantity restart_objectives holds)."""
     # what EM maximised, as its restarts' objectives (a family without lower_bound_: the
     # trace's last entry)
     objective = getattr(est, "lower_bound_", None)
     objective = np.asarray(est.lower_bounds_)[-1] if objective is None else objective
     return {"em_objective": float(objective),
             "gradient_norm": float(getattr(est, "gradient_norm_", np.nan)),
+            "certificate_floor": float(getattr(est, "certificate_floor_", np.nan)),
             "distance_to_optimum": float(getattr(est, "distance_to_optimum_", np.nan))}
 
 
