@@ -61,8 +61,8 @@ EXPANSION_MAX_LOSS_POWER = 0.5
 OBJECTIVE_ROUNDING = 2.0**-40
 
 # The certificate floor (em_reference.loop.certificate_and_floor) counts this many spacings
-# of every parameter: the M-step's sums round its means by a few spacings, not by half of one
-# (tight clusters 1e6 apart, 42 fits: certificates up to 4.6 spacings' worth).
+# of every parameter: the M-step's sums round its means by a few spacings, not by half of
+# one, and the floor must hold the certificate of a fit at the MLE with room to spare.
 CERTIFICATE_FLOOR_ULPS = 16.0
 
 # SQUAREM's adaptive largest step length starts at 1 (the first cycle is two plain EM steps
