@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .data import k_text
-from .style import is_certified, marker_style, method_color, new_figure, plain_symlog_ticks, \
-    save, sort_methods, symlog_axis, uncertified_note
+from .style import is_certified, marker_style, method_color, new_figure, save, sort_methods, \
+    symlog_axis, uncertified_note
 
 QUANTITIES = (
     ("log_likelihood_train", "o", "log p(X | θ̂)"),
@@ -63,7 +63,7 @@ def _elbo_page(groups, out_dir, stem, number, n_pages):
         ax.set_ylim(-0.6, most - 0.4 if len(methods) == most else len(methods) - 0.4)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.margins(x=0.06)
-        _sparse_symlog_axis(ax)
+        symlog_axis(ax, linthresh=1.0)
         ax.set_xlabel("nats, relative to EM's log p(X | θ̂)")
         ax.set_title(f"{dataset} ({k_text(rows.iloc[0])})")
         ax.grid(axis="y", visible=False)
@@ -83,14 +83,3 @@ def _elbo_page(groups, out_dir, stem, number, n_pages):
                + "".join(f" {d}:{uncertified_note(r)}" for d, r in groups
                          if uncertified_note(r)))
     return save(fig, out_dir, stem, caption, rect=(0, 0.75 / height, 1, 1 - 0.5 / height))
-
-
-def _sparse_symlog_axis(ax):
-    """symlog_axis, with ticks at 1, 2 and 5 per decade only where the data span at most
-    1.5 decades (a half-page panel holds no more labels): else 1 and 3, past 2.3 decades
-    powers of ten."""
-    symlog_axis(ax, linthresh=1.0)
-    low, high = ax.get_xlim()
-    decades = np.log10(max(abs(low), abs(high), 1.0))
-    subs = (1.0, 2.0, 5.0) if decades <= 1.5 else (1.0, 3.0) if decades <= 2.3 else (1.0,)
-    plain_symlog_ticks(ax.xaxis, 1.0, subs)

@@ -105,7 +105,7 @@ def new_figure(nrows=1, ncols=1, width=6.4, height=4.0, **kw):
     return fig, axes
 
 
-def plain_symlog_ticks(axis, linthresh, subs=(1.0,)):
+def _plain_symlog_ticks(axis, linthresh, subs=(1.0,)):
     """Ticks of a symlog ``axis`` at ``subs`` per decade, written as plain numbers."""
     from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
 
@@ -118,26 +118,25 @@ def symlog_y(ax, linthresh=1.0):
     """A symmetric log y axis from 0 with plain-number ticks (0, 1, 10, 100, ...)."""
     ax.set_yscale("symlog", linthresh=linthresh)
     ax.set_ylim(bottom=-0.3 * linthresh)
-    plain_symlog_ticks(ax.yaxis, linthresh)
+    _plain_symlog_ticks(ax.yaxis, linthresh)
 
 
 def symlog_axis(ax, linthresh=1.0):
-    """A symmetric log x axis whose ticks are plain numbers (-50, -20, -10, ... 0), at 1, 2
-    and 5 per decade when the data span at most three decades, else at powers of ten: a gap
-    of 40 nats is read off the axis, not guessed between -10^1 and -10^2."""
+    """A symmetric log x axis whose ticks are plain numbers (-50, -20, -10, ... 0): at 1, 2
+    and 5 per decade where the data span at most 1.5 decades, at 1 and 3 up to 2.3 decades,
+    else at powers of ten (a half-page panel holds no more labels), so that a gap of 40 nats
+    is read off the axis, not guessed between -10^1 and -10^2."""
     ax.set_xscale("symlog", linthresh=linthresh)
     low, high = ax.get_xlim()
     decades = np.log10(max(abs(low), abs(high), linthresh) / linthresh)
-    plain_symlog_ticks(ax.xaxis, linthresh, (1.0, 2.0, 5.0) if decades <= 3 else (1.0,))
+    subs = (1.0, 2.0, 5.0) if decades <= 1.5 else (1.0, 3.0) if decades <= 2.3 else (1.0,)
+    _plain_symlog_ticks(ax.xaxis, linthresh, subs)
     ax.tick_params(axis="x", labelrotation=30)
 
 
 def smallest_text_pt(fig) -> float:
-    """The size in points of the smallest visible, non-empty text of ``fig``."""
-    from matplotlib.text import Text
-
-    sizes = [t.get_fontsize() for t in fig.findobj(Text)
-             if t.get_visible() and t.get_text().strip()]
+    """The size in points of the smallest text ``fig`` draws (drawn_texts)."""
+    sizes = [t.get_fontsize() for t in drawn_texts(fig)]
     return float(min(sizes)) if sizes else float("nan")
 
 
