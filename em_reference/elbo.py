@@ -6,6 +6,9 @@ log p(x_n, z_n = k | theta) = log pi_k + log p(x_n | theta_k) (an estimator's
 sample_weight (N,) are frequency weights (default 1). All results are sums over samples.
 """
 
+from functools import partial
+
+import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp, xlogy
 
@@ -58,18 +61,30 @@ def em_decomposition(X, sample_weight, params, family, n_steps):
     Returns {"log_likelihood": (n_steps + 1,) log p(X | theta_t), "elbo": (n_steps,)
     ELBO(q_t, theta_t+1), "kl": (n_steps,) that KL}, as Python floats.
     """
+    family = family.unregularised()
+    X = jnp.asarray(X)
+    w = jnp.asarray(sample_weight, dtype=X.dtype)
+    log_lik, elbo, kl = [], [], []
+    for _ in range(n_steps):
+        log_lik_t, params, elbo_t, kl_t = _decomposition_step(X, w, params, family)
+        log_lik.append(log_lik_t)
+        elbo.append(elbo_t)
+        kl.append(kl_t)
+    log_lik.append(log_marginal(family.log_joint(X, params), w))
+    as_floats = lambda values: [float(v) for v in jax.device_get(values)]  # noqa: E731
+    return {"log_likelihood": as_floats(log_lik), "elbo": as_floats(elbo), "kl": as_floats(kl)}
+
+
+@partial(jax.jit, static_argnames="family")
+def _decomposition_step(X, w, params, family):
+    """One iteration of em_decomposition: (log p(X | theta_t), theta_t+1, ELBO(q_t, theta_t+1),
+    KL(q_t || p(Z | X, theta_t+1))). One compiled program per data shape and family (op by op,
+    every small array operation of a step was dispatched, and compiled, on its own)."""
     from em_reference.textbook import m_step
 
-    family = family.unregularised()
-    X, w = jnp.asarray(X), jnp.asarray(sample_weight, dtype=jnp.asarray(X).dtype)
-    log_lik, elbo, kl = [], [], []
     log_joint = family.log_joint(X, params)
-    for _ in range(n_steps):
-        q = posterior_responsibilities(log_joint)                       # E-step: q_t
-        log_lik.append(float(log_marginal(log_joint, w)))
-        params = m_step(X, q * w[:, None], params, family, None)      # M-step: theta_t+1
-        log_joint = family.log_joint(X, params)
-        elbo.append(float(elbo_em(log_joint, q, w)))
-        kl.append(float(kl_to_posterior(log_joint, q, w)))
-    log_lik.append(float(log_marginal(log_joint, w)))
-    return {"log_likelihood": log_lik, "elbo": elbo, "kl": kl}
+    q = posterior_responsibilities(log_joint)                        # E-step: q_t
+    new_params = m_step(X, q * w[:, None], params, family, None)     # M-step: theta_t+1
+    new_log_joint = family.log_joint(X, new_params)
+    return (log_marginal(log_joint, w), new_params, elbo_em(new_log_joint, q, w),
+            kl_to_posterior(new_log_joint, q, w))

@@ -22,7 +22,7 @@ from .cells import Cell
 from .methods import METHODS
 from .problem import build_problem
 
-MEMORY_BUDGET_GB = float(os.environ.get("MIXBENCH_WORKER_MEMORY_GB", "1.5"))
+MEMORY_BUDGET_GB = float(os.environ.get("MIXBENCH_WORKER_MEMORY_GB", "3"))
 
 
 @dataclass

@@ -92,3 +92,35 @@ def test_scipy_densities_agree_with_em_reference(ct):
     ours = densities.log_likelihood(densities.gaussian_log_joint_matrix(X, params, ct))
     theirs = float(log_likelihood(X, GaussianParams(**params), ct))
     assert ours == pytest.approx(theirs, rel=1e-10)
+
+
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_the_compiled_prior_density_equals_the_eager_one(ct):
+    """metrics.prior_log_prob compiles em_reference's prior.log_prob once per shape; the
+    eager density (tested against scipy in tests/em_reference) is the oracle."""
+    from em_reference.priors import (BernoulliMixturePrior, GaussianMixturePrior,
+                                     PoissonMixturePrior)
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 3))
+    counts = rng.poisson(3.0, (40, 3)).astype(float)
+    bits = (rng.random((40, 3)) < 0.4).astype(float)
+    weights = np.array([0.25, 0.75])
+    covs = {"full": np.stack([np.eye(3) * 0.7, np.eye(3) + 0.2]),
+            "diag": np.array([[0.5, 1.0, 2.0], [1.5, 0.3, 0.9]])}[ct]
+    cases = [(GaussianMixturePrior.default(X, 2, ct),
+              {"weights": weights, "means": rng.normal(size=(2, 3)), "covariances": covs}),
+             (PoissonMixturePrior.default(counts, 2), {"weights": weights,
+                                                       "rates": np.array([[1.0, 2, 3], [4, 5, 6]])}),
+             (BernoulliMixturePrior.default(bits, 2), {"weights": weights,
+                                                       "probs": np.full((2, 3), 0.3)})]
+    for prior, params in cases:
+        eager = float(prior.log_prob(params))
+        assert np.isfinite(eager)
+        assert metrics.prior_log_prob(prior, params) == pytest.approx(eager, rel=1e-12)
+
+    class OwnPrior:  # not a pytree: its own code runs as it is
+        def log_prob(self, params):
+            return float(np.sum(params["weights"]))
+
+    assert metrics.prior_log_prob(OwnPrior(), {"weights": weights}) == 1.0
