@@ -19,6 +19,7 @@ import numpy as np
 
 from . import scoring
 from .cells import Cell
+from .compile_clock import CompileClock
 from .methods import METHODS
 from .problem import build_problem
 
@@ -105,19 +106,23 @@ def _run_cell(cell, imports):
     logging.getLogger("arviz").setLevel(logging.ERROR)
     row = identity_columns(cell)
     start = time.perf_counter()
-    try:
-        if imports:
-            from .config import import_modules
+    with CompileClock() as clock:
+        try:
+            if imports:
+                from .config import import_modules
 
-            import_modules(imports)
-        problem = build_problem(cell)
-        fit = fit_method(problem, cell.method, cell.method_options)
-        metric_cols, arrays = scoring.score(problem, fit, METHODS[cell.method].is_em)
-    except Exception as exc:  # noqa: BLE001  (recorded, never dropped)
-        row.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                   wall_time=time.perf_counter() - start)
-        return CellOutcome(row, {}, None, traceback.format_exc())
+                import_modules(imports)
+            problem = build_problem(cell)
+            fit = fit_method(problem, cell.method, cell.method_options)
+            metric_cols, arrays = scoring.score(problem, fit, METHODS[cell.method].is_em)
+        except Exception as exc:  # noqa: BLE001  (recorded, never dropped)
+            row.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                       wall_time=time.perf_counter() - start)
+            return CellOutcome(row, {}, None, traceback.format_exc())
     row.update(status="ok", error="")
     row.update(metric_cols)
     row.update(fit_columns(fit))
+    # the whole cell (data, fit, extra fits, scoring) and the part of it JAX spent tracing,
+    # lowering and compiling: the grid's compile share (wall_time times the fit alone)
+    row.update(cell_time=time.perf_counter() - start, cell_compile_time=clock.seconds)
     return CellOutcome(row, arrays, fit.inference_data)

@@ -37,6 +37,23 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame | None:
     return table.loc[sort_methods(table.index)]
 
 
+def whole_cell_share(df) -> str:
+    """A sentence on the finished cells' whole time (fit, extra fits, scoring: cell_time) and
+    the part of it JAX spent compiling (cell_compile_time); "" without those columns."""
+    df = ok_rows(df)
+    if df.empty or not {"cell_time", "cell_compile_time"} <= set(df.columns):
+        return ""
+    cell = df["cell_time"].astype(float)
+    compiling = df["cell_compile_time"].astype(float)
+    both = np.isfinite(cell) & np.isfinite(compiling)
+    if not both.any() or cell[both].sum() <= 0:
+        return ""
+    total, spent = cell[both].sum(), compiling[both].sum()
+    return (f" Whole cells (fit, extra fits, scoring; {int(both.sum())} cells): {total:.4g} s, "
+            f"of which {spent:.4g} s ({100 * spent / total:.0f}%) JAX spent tracing, lowering "
+            "and compiling (cell_compile_time).")
+
+
 def draw_cost(ax, table: pd.DataFrame):
     """Two horizontal bars per method on a log axis: compile (hatched) above run (solid),
     each bar's length its total in seconds; a compile time that was not measured is written
@@ -96,5 +113,6 @@ def cost_figure(df, out_dir):
                   "wall time, any compiling included)." if unmeasured else "")
                + (f" Compile time 0 s (nothing compiled; written, as a log axis has no zero): "
                   f"{', '.join(nothing)}." if nothing else "")
-               + (f" {failed} failed cell(s) left out." if failed else ""))
+               + (f" {failed} failed cell(s) left out." if failed else "")
+               + whole_cell_share(df))
     return save(fig, out_dir, "cost", caption, rect=(0, 0, 1, 1 - 0.3 / height))

@@ -10,7 +10,8 @@ import pytest
 import experiments  # noqa: F401  (float64 first)
 
 # when, how long
-TIMING_COLUMNS = ["wall_time", "compile_time", "run_time", "restart_census_time", "finished_at"]
+TIMING_COLUMNS = ["wall_time", "compile_time", "run_time", "restart_census_time", "finished_at",
+                  "cell_time", "cell_compile_time"]
 
 
 @pytest.fixture

@@ -135,6 +135,19 @@ def test_a_zero_compile_time_is_zero_not_unmeasured(tmp_path):
     assert "not measured" not in info.caption
 
 
+def test_the_caption_gives_the_whole_cells_compile_share(table, tmp_path):
+    assert "Whole cells" not in cost_figure(table, tmp_path).caption  # no such columns
+    ok = table["status"] == "ok"
+    table.loc[ok, "cell_time"] = 4.0
+    table.loc[ok, "cell_compile_time"] = 3.0
+    table.loc[table.index[ok][0], "cell_compile_time"] = NAN  # a cell without the clock
+    n = int(ok.sum())
+    caption = cost_figure(table, tmp_path).caption
+    # the finished cells with both columns: (n - 1) x 4 s, of which (n - 1) x 3 s, 75%
+    assert (f"Whole cells (fit, extra fits, scoring; {n - 1} cells): {4.0 * (n - 1):.4g} s, of "
+            f"which {3.0 * (n - 1):.4g} s (75%)") in caption
+
+
 def test_cost_figure_skips_a_table_without_times(table, tmp_path):
     assert cost_figure(table.drop(columns=["compile_time"]), tmp_path) is None
 
