@@ -110,10 +110,10 @@ def test_the_compiled_prior_density_equals_the_eager_one(ct):
             "diag": np.array([[0.5, 1.0, 2.0], [1.5, 0.3, 0.9]])}[ct]
     cases = [(GaussianMixturePrior.default(X, 2, ct),
               {"weights": weights, "means": rng.normal(size=(2, 3)), "covariances": covs}),
-             (PoissonMixturePrior.default(counts, 2), {"weights": weights,
-                                                       "rates": np.array([[1.0, 2, 3], [4, 5, 6]])}),
-             (BernoulliMixturePrior.default(bits, 2), {"weights": weights,
-                                                       "probs": np.full((2, 3), 0.3)})]
+             (PoissonMixturePrior.default(counts, 2),
+              {"weights": weights, "rates": np.array([[1.0, 2, 3], [4, 5, 6]])}),
+             (BernoulliMixturePrior.default(bits, 2),
+              {"weights": weights, "probs": np.full((2, 3), 0.3)})]
     for prior, params in cases:
         eager = float(prior.log_prob(params))
         assert np.isfinite(eager)
