@@ -176,7 +176,8 @@ class MixtureEM(DensityMixin, BaseEstimator):
         return self._validate_samples(X)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None, *, chunk_size=None, devices=None):
+    def fit(self, X, y=None, sample_weight=None, *, chunk_size=None, devices=None,
+            row_bucket=None):
         """Fit by EM (MLE, or MAP-EM with a prior), best of n_init restarts run in parallel.
 
         X: (N, D) or (N,). sample_weight: (N,) non-negative frequency weights (a row with
@@ -187,12 +188,19 @@ class MixtureEM(DensityMixin, BaseEstimator):
         tuning.FEATURE_CACHE_BYTES (128 MB), which is faster. chunk_size and devices run the
         fast kernel (algorithm="textbook" refuses them).
         devices: an int or a list of jax devices; X is sharded along samples over them.
+        row_bucket: None (default: the data laid out at their own size) or an int B >= 1:
+        the rows are padded with zero-weight rows up to the next of B, 2B, 4B, ... (a
+        zero-weight row changes no sum: the fit equals the unpadded one to rounding), so that
+        fits of differently sized data of the same D, K and options share their compiled
+        programs within a process (a grid of small problems, where compiling the loop takes
+        seconds and running it milliseconds).
         """
-        return self._fit(X, sample_weight, chunk_size, devices)
+        return self._fit(X, sample_weight, chunk_size, devices, row_bucket)
 
-    def fit_predict(self, X, y=None, sample_weight=None, *, chunk_size=None, devices=None):
+    def fit_predict(self, X, y=None, sample_weight=None, *, chunk_size=None, devices=None,
+                    row_bucket=None):
         """Fit, then return the labels (N,) of X under the fitted model."""
-        return self._fit(X, sample_weight, chunk_size, devices).predict(X)
+        return self._fit(X, sample_weight, chunk_size, devices, row_bucket).predict(X)
 
     def _use_textbook(self, n_samples, chunk_size, devices, n_init):
         """algorithm: "textbook" | "fast" | "auto" (the textbook path for small problems held
@@ -209,7 +217,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
     # the whole fit, host preparation included: one numpy BLAS call (centring X) left
     # OpenBLAS's workers spinning through the first ~0.1 s of the EM loop (config.one_blas_thread)
     @config.one_blas_thread()
-    def _fit(self, X, sample_weight, chunk_size, devices):
+    def _fit(self, X, sample_weight, chunk_size, devices, row_bucket=None):
         self._validate_common_params()
         X = self._validate_X(X, reset=True)
         w = check_sample_weight(sample_weight, X.shape[0])
@@ -218,6 +226,7 @@ class MixtureEM(DensityMixin, BaseEstimator):
                              f"{self.n_components}, n_samples = {np.count_nonzero(w)}")
         if chunk_size is not None:
             check_int("chunk_size", chunk_size, 1)
+        n_rows = layout.bucket_rows(X.shape[0], row_bucket)
         k, d = self.n_components, X.shape[1]
         family = self._family()
         # warm_start: continue from the fitted parameters (absolute coordinates, read before
@@ -242,15 +251,15 @@ class MixtureEM(DensityMixin, BaseEstimator):
                              f"{np.shape(warm[1])[-1]}")
         if self._use_textbook(X.shape[0], chunk_size, devices, n_init):
             centred = X if self._center is None else X - self._center
-            data = (jnp.asarray(centred, dtype), jnp.asarray(w, dtype))
+            data = (jnp.asarray(layout.pad_rows(centred, n_rows), dtype),
+                    jnp.asarray(layout.pad_rows(w, n_rows), dtype))
             engine = TextbookEngine(family, hard)
-            resp_layout = lambda resp: jnp.asarray(resp, dtype)  # noqa: E731
+            resp_layout = lambda resp: jnp.asarray(layout.pad_rows(resp, n_rows), dtype)  # noqa: E731
         else:
             # per row, a chunk holds the features and every restart's K log joints
             n_feat = family.feature_width(d)
-            chunk = layout.chunk_rows(X.shape[0], n_feat + n_init * k, chunk_size,
-                                      devices)
-            data = layout.lay_out(X, w, self._center, chunk, devices, dtype)
+            chunk = layout.chunk_rows(n_rows, n_feat + n_init * k, chunk_size, devices)
+            data = layout.lay_out(X, w, self._center, chunk, devices, dtype, n_rows)
             cache = layout.keep_features(data[0].shape[0], chunk, n_feat, dtype, chunk_size)
             engine = FastEngine(family, hard, cache)
             resp_layout = lambda resp: layout.chunks_like(resp, data[0])  # noqa: E731
@@ -443,11 +452,11 @@ class MixtureEM(DensityMixin, BaseEstimator):
         params = jax.tree.map(jnp.asarray, params)
         return family, (jnp.asarray(X), jnp.asarray(w)), params, prior, scale
 
-    def em_decomposition(self, X, n_steps=10, sample_weight=None):
+    def em_decomposition(self, X, n_steps=10, sample_weight=None, *, row_bucket=None):
         """``n_steps`` iterations of plain EM (no prior, no reg_covar) from the fitted
         parameters, each split into the M-step's gain and the KL its E-step closes (PRML fig.
         9.14): em_reference.elbo.em_decomposition. Fit with ``max_iter=0`` to start from the
-        initialisation."""
+        initialisation. row_bucket: as fit's (zero-weight rows, a shared compiled step)."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         w = check_sample_weight(sample_weight, X.shape[0])
@@ -457,7 +466,9 @@ class MixtureEM(DensityMixin, BaseEstimator):
         if center is not None:  # the same data relative to the same origin as the fit
             X = X - center
             params = family.translate(params, -center)
-        return elbo_lib.em_decomposition(X, w, params, family, n_steps)
+        n_rows = layout.bucket_rows(X.shape[0], row_bucket)
+        return elbo_lib.em_decomposition(layout.pad_rows(X, n_rows), layout.pad_rows(w, n_rows),
+                                         params, family, n_steps)
 
     def log_joint_matrix(self, X):
         """log p(x_n, z_n = k | theta) = log pi_k + log p(x_n | theta_k): (N, K)."""

@@ -5,6 +5,7 @@ whether the features T(X) are kept for the whole fit."""
 from __future__ import annotations
 
 import math
+import numbers
 from functools import partial
 
 import jax
@@ -34,6 +35,28 @@ def chunk_rows(n_samples, row_width, chunk_size, devices):
     return math.ceil(math.ceil(n_samples / n_chunks) / step) * step
 
 
+def bucket_rows(n_samples, row_bucket):
+    """The row count data of n_samples rows are laid out at: n_samples itself for
+    row_bucket=None, else the smallest of row_bucket * 2**j (j >= 0) holding them."""
+    if row_bucket is None:
+        return n_samples
+    if isinstance(row_bucket, bool) or not isinstance(row_bucket, numbers.Integral) \
+            or row_bucket < 1:
+        raise ValueError(f"row_bucket must be None or an int >= 1, got {row_bucket!r}")
+    rows = int(row_bucket)
+    while rows < n_samples:
+        rows *= 2
+    return rows
+
+
+def pad_rows(a, n_rows):
+    """a (N, ...) followed by zero rows up to n_rows rows (a numpy array)."""
+    a = np.asarray(a)
+    if len(a) == n_rows:
+        return a
+    return np.concatenate([a, np.zeros((n_rows - len(a),) + a.shape[1:], a.dtype)])
+
+
 def keep_features(n_chunks, chunk, n_features_out, dtype, chunk_size):
     """Whether T(X) is computed once and kept (no explicit chunk_size, and it fits
     tuning.FEATURE_CACHE_BYTES) rather than rebuilt chunk by chunk in every E-step."""
@@ -48,13 +71,14 @@ def _write_chunks(X_chunks, block, first):
     return jax.lax.dynamic_update_slice(X_chunks, block, (first, 0, 0))
 
 
-def lay_out(X, w, center, chunk, devices, dtype):
-    """X (N, D) minus center, padded with zero-weight rows to whole chunks of ``chunk`` rows,
-    as device arrays (n_chunks, C, D) and weights (n_chunks, C), without a host copy of X: the
-    device array is filled block by block in place (streaming EM's peak memory is then X plus
-    its one device copy). devices: None, an int or a list of devices to shard rows over."""
+def lay_out(X, w, center, chunk, devices, dtype, n_rows=None):
+    """X (N, D) minus center, padded with zero-weight rows to whole chunks of ``chunk`` rows
+    holding at least n_rows rows (default N), as device arrays (n_chunks, C, D) and weights
+    (n_chunks, C), without a host copy of X: the device array is filled block by block in
+    place (streaming EM's peak memory is then X plus its one device copy). devices: None, an
+    int or a list of devices to shard rows over."""
     n, d = X.shape
-    n_chunks = math.ceil(n / chunk)
+    n_chunks = math.ceil(max(n, n_rows or 0) / chunk)
     center = np.zeros(d) if center is None else center
     per_copy = min(n_chunks, max(1, tuning.HOST_COPY_VALUES // (chunk * d)))
     Xd = jnp.zeros((n_chunks, chunk, d), dtype)
