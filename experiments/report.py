@@ -706,6 +706,8 @@ def write_report(out) -> Path:
     atomic_write_text(store.root / "figures" / "index.json",
                       json.dumps([{"stem": f.stem, "caption": f.caption, "width_in": f.width_in,
                                    "min_text_pt": f.min_text_pt,
-                                   "text_clashes": list(f.text_clashes)} for f in figures],
+                                   "text_clashes": list(f.text_clashes),
+                                   "legends_over_data": list(f.legends_over_data)}
+                                  for f in figures],
                                  indent=1))
     return path

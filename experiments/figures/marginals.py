@@ -19,8 +19,17 @@ def marginal_figure(store, dataset, rows, out_dir):
         return None
     discrete = bool(hints.get("discrete"))
     x = X[:, 0]
-    fig, axes = new_figure(1, 1, width=7.0, height=4.0)
-    ax = axes[0, 0]
+    methods = sort_methods(rows["method"].unique())
+    has_truth = ds.truth is not None and len(ds.truth["weights"]) == int(first["n_components"])
+    labels = (["data"] + [status_label(m, rows[rows["method"] == m].iloc[0]) for m in methods]
+              + (["truth"] if has_truth else []))
+    ncol = legend_columns(labels, 7.0, most=4)
+    legend_in = 0.2 * -(-len(labels) // ncol) + 0.25
+    # the legend gets a row of its own below the panel: inside, it covers the histogram;
+    # anchored below the panel, tight_layout's shrinking of the panel moved it onto the x label
+    fig, axes = new_figure(2, 1, width=7.0, height=2.8 + legend_in,
+                           gridspec_kw={"height_ratios": [2.8, legend_in]})
+    ax, legend_ax = axes[0, 0], axes[1, 0]
     if discrete:
         grid = np.arange(0, int(x.max()) + 3)
         freq = np.bincount(x.astype(int), minlength=len(grid))[: len(grid)] / len(x)
@@ -38,20 +47,19 @@ def marginal_figure(store, dataset, rows, out_dir):
             return mixture(g, p, "full" if truth else ct)
 
         ylabel = f"density (1/{ds.units[0]})"
-    for method in sort_methods(rows["method"].unique()):
+    for method in methods:
         row = rows[rows["method"] == method].iloc[0]
         p = arrays_of(store, row["key"], "aligned")
         style = {"marker": "o", "markersize": 3} if discrete else {}
         ax.plot(grid, density(grid, p), color=method_color(method), linewidth=1.2,
                 label=status_label(method, row), **style, **line_style(row))
-    if ds.truth is not None and len(ds.truth["weights"]) == int(first["n_components"]):
+    if has_truth:
         ax.plot(grid, density(grid, ds.truth, truth=True), label="truth", **TRUTH_STYLE)
     ax.set_xlabel(axis_label(ds.feature_names[0], ds.units[0]))
     ax.set_ylabel(ylabel)
-    # below the axes: inside, the legend covers the data's histogram
-    labels = ax.get_legend_handles_labels()[1]
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2),
-              ncol=legend_columns(labels, fig.get_figwidth(), most=4))
+    handles, labels = ax.get_legend_handles_labels()
+    legend_ax.axis("off")
+    legend_ax.legend(handles, labels, loc="upper center", ncol=ncol)
     kind = "counts with each method's fitted mixture pmf" if discrete else \
         "values (density histogram) with each method's fitted mixture density"
     caption = (f"{dataset} (K={int(first['n_components'])}): training {kind}"

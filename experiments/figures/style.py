@@ -10,6 +10,8 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 # Each built-in method's colour is set where it is registered (register_method(colour=...)),
 # drawn from this palette. Colour-blind-safe: Okabe & Ito's eight (Wong 2011, Nature Methods
@@ -82,6 +84,7 @@ class FigureInfo:
     width_in: float = float("nan")  # printed width: SINGLE_COLUMN or DOUBLE_COLUMN
     min_text_pt: float = float("nan")  # the smallest visible text at that width
     text_clashes: tuple = ()  # texts that overlap each other or leave the figure
+    legends_over_data: tuple = ()  # legends drawn over a panel's data (legends_over_data)
 
 
 SINGLE_COLUMN, DOUBLE_COLUMN = 3.5, 7.0  # inches, a journal's column and page widths
@@ -145,9 +148,8 @@ def drawn_texts(fig) -> list:
     inside the view (matplotlib keeps labels for ticks beyond it, never drawn), annotations,
     legends' texts and the figure's own."""
     texts = list(fig.texts)
-    for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]:
-        if legend is not None and legend.get_visible():
-            texts += [*legend.get_texts(), legend.get_title()]
+    for legend in _visible_legends(fig):
+        texts += [*legend.get_texts(), legend.get_title()]
     for ax in fig.axes:
         if not ax.get_visible():
             continue
@@ -165,21 +167,101 @@ def drawn_texts(fig) -> list:
 
 
 def text_clashes(fig) -> tuple[str, ...]:
-    """The drawn texts of ``fig`` that overlap another ("'a' overlaps 'b'") or run past
-    the figure's edge ("'a' leaves the figure"): titles into neighbouring titles, a legend
-    over a title, a clipped axis label. Draws the figure once more at its own dpi (savefig
+    """The drawn texts of ``fig`` that overlap another ("'a' overlaps 'b'"), run past the
+    figure's edge ("'a' leaves the figure") or lie under a legend's frame ("'a' is under
+    legend [...]"): titles into neighbouring titles, a legend over a title or an axis label,
+    a clipped axis label. Draws the figure once more at its own dpi (savefig
     leaves legends placed at the file's)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     width, height = fig.bbox.width, fig.bbox.height
+    texts = drawn_texts(fig)
     boxes = [(t.get_text().strip().replace("\n", " ")[:40],
-              t.get_window_extent(renderer).padded(-1.0)) for t in drawn_texts(fig)]
+              t.get_window_extent(renderer).padded(-1.0)) for t in texts]
     clashes = [f"'{name}' leaves the figure" for name, b in boxes
                if b.x0 < 0 or b.y0 < 0 or b.x1 > width or b.y1 > height]
     for i, (a, box_a) in enumerate(boxes):
         clashes += [f"'{a}' overlaps '{b}'" for b, box_b in boxes[i + 1:]
                     if box_a.overlaps(box_b)]
+    # a text under a legend's frame (an axis label the legend below the panel sits on)
+    for legend in _visible_legends(fig):
+        own = {id(t) for t in [*legend.get_texts(), legend.get_title()]}
+        frame = legend.get_window_extent(renderer)
+        names = [t.get_text() for t in legend.get_texts()][:3]
+        clashes += [f"'{name}' is under legend {names}"
+                    for t, (name, box) in zip(texts, boxes, strict=True)
+                    if id(t) not in own and box.overlaps(frame)]
     return tuple(clashes)
+
+
+def _visible_legends(fig) -> list:
+    """The figure's own legends and its panels' that are drawn."""
+    return [lg for lg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
+            if lg is not None and lg.get_visible()]
+
+
+def _every_pixel(xy):
+    """A polyline (M, 2) in pixels with a point every pixel along each of its segments."""
+    seg = np.diff(xy, axis=0)
+    steps = np.maximum(1, np.ceil(np.hypot(seg[:, 0], seg[:, 1])).astype(int))
+    start = np.repeat(np.arange(len(seg)), steps)
+    fraction = np.concatenate([np.arange(n) / n for n in steps])
+    return np.concatenate([xy[start] + seg[start] * fraction[:, None], xy[-1:]])
+
+
+def _data_points(ax, renderer):
+    """(label, (M, 2) display coordinates) of what ``ax`` plots in data coordinates: the
+    vertices of its lines with the segments between them sampled every pixel, its scatter
+    points and the tops and centres of its bars. Lines drawn across the panel in axes
+    coordinates (axhline, axvline: references, not data) and filled bands are left out."""
+    out = []
+    for line in ax.get_lines():
+        if not line.get_visible() or line.get_transform() != ax.transData:
+            continue
+        xy = line.get_transform().transform(np.asarray(line.get_xydata(), float))
+        xy = xy[np.all(np.isfinite(xy), axis=1)]
+        if len(xy) > 1 and line.get_linestyle() not in ("None", "none", " ", ""):
+            xy = _every_pixel(xy)
+        out.append((line.get_label(), xy))
+    for coll in ax.collections:  # scatter points (filled bands have no offsets to test)
+        if isinstance(coll, PathCollection) and coll.get_visible() \
+                and coll.get_offset_transform() == ax.transData:
+            out.append((coll.get_label(),
+                        ax.transData.transform(np.asarray(coll.get_offsets(), float))))
+    # bars (histograms): the top corners and the centre of each bar of some height
+    boxes = [p.get_window_extent(renderer) for p in ax.patches
+             if isinstance(p, Rectangle) and p.get_visible()]
+    boxes = np.array([(b.x0, b.y0, b.x1, b.y1) for b in boxes if b.height > 0]).reshape(-1, 4)
+    if len(boxes):
+        top = np.maximum(boxes[:, 1], boxes[:, 3])
+        out.append(("bars", np.concatenate([np.c_[boxes[:, 0], top], np.c_[boxes[:, 2], top],
+                                            (boxes[:, :2] + boxes[:, 2:]) / 2])))
+    return [(label, xy) for label, xy in out if len(xy)]
+
+
+def legends_over_data(fig) -> tuple[str, ...]:
+    """The legends of ``fig`` (a panel's or the figure's own) whose frame covers data of a
+    panel it is drawn over: "legend ['a', 'b'] covers 'line label' in panel 'title'". Points
+    on the frame's edge (within 1 pixel) do not count."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for legend in _visible_legends(fig):
+        frame = legend.get_window_extent(renderer).padded(-1.0)
+        names = [t.get_text() for t in legend.get_texts()][:3]
+        for ax in fig.axes:
+            if not ax.get_visible():
+                continue
+            panel = ax.get_window_extent(renderer)
+            for label, xy in _data_points(ax, renderer):
+                inside = ((xy[:, 0] > frame.x0) & (xy[:, 0] < frame.x1)
+                          & (xy[:, 1] > frame.y0) & (xy[:, 1] < frame.y1)
+                          & (xy[:, 0] >= panel.x0) & (xy[:, 0] <= panel.x1)
+                          & (xy[:, 1] >= panel.y0) & (xy[:, 1] <= panel.y1))
+                if inside.any():
+                    found.append(f"legend {names} covers '{label}' in panel "
+                                 f"'{ax.get_title() or ax.get_ylabel()}'")
+    return tuple(dict.fromkeys(found))
 
 
 def save(fig, out_dir, stem, caption, rect=(0, 0, 1, 1)) -> FigureInfo:
@@ -195,9 +277,9 @@ def save(fig, out_dir, stem, caption, rect=(0, 0, 1, 1)) -> FigureInfo:
         fig.savefig(png)
         fig.savefig(pdf)
     width, min_pt = float(fig.get_figwidth()), smallest_text_pt(fig)
-    clashes = text_clashes(fig)
+    clashes, covered = text_clashes(fig), legends_over_data(fig)
     plt.close(fig)
-    return FigureInfo(stem, png, pdf, caption, width, min_pt, clashes)
+    return FigureInfo(stem, png, pdf, caption, width, min_pt, clashes, covered)
 
 
 # fits that are not certified (fit_status "not_converged" / "failed_to_mix") are drawn

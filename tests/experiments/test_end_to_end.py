@@ -142,6 +142,9 @@ def test_figures_and_self_contained_report(run, capsys):
     # no text over other text or past the figure's edge
     clashing = {f["stem"]: f["text_clashes"] for f in index if f["text_clashes"]}
     assert not clashing, clashing
+    # no legend over a panel's lines, points or bars
+    covering = {f["stem"]: f["legends_over_data"] for f in index if f["legends_over_data"]}
+    assert not covering, covering
     assert html.count("src='data:image/png;base64,") == n_figures >= 7
     assert "src='figures" not in html and 'src="' not in html  # nothing outside the file
 

@@ -291,3 +291,53 @@ def test_text_clashes_finds_overlapping_and_clipped_text_only():
     axes[0, 1].text(1.6, 0.5, "past the edge", transform=axes[0, 1].transAxes)
     assert set(text_clashes(fig)) == {"'one note' overlaps 'another note'",
                                       "'past the edge' leaves the figure"}
+
+
+def test_legends_over_data_finds_a_legend_on_a_line_a_point_or_a_bar_only():
+    """A legend in the corner a line runs through is reported; the same legend moved outside
+    the panel is not, nor a reference line (axhline) under it; scatter points and histogram
+    bars under a legend are reported too."""
+    from experiments.figures.style import legends_over_data, new_figure
+
+    fig, axes = new_figure(1, 1, width=3.5, height=3.0)
+    ax = axes[0, 0]
+    x = np.linspace(0, 1, 5)
+    ax.plot(x, x, label="rising")          # runs through the upper right corner
+    ax.axhline(0.9, color="k", label="ref")  # across the panel in axes coordinates
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    assert legends_over_data(fig) == ("legend ['rising', 'ref'] covers 'rising' in panel ''",)
+    ax.legend(loc="upper left")  # over the empty corner: only the reference line passes under
+    assert legends_over_data(fig) == ()
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    assert legends_over_data(fig) == ()
+
+    fig, axes = new_figure(1, 2, width=7.0, height=3.0)
+    axes[0, 0].scatter([0.1, 0.9], [0.9, 0.1], label="points")
+    axes[0, 0].set_title("scatter")
+    axes[0, 0].legend(loc="upper left")
+    axes[0, 1].hist(np.r_[np.zeros(50), np.ones(5)], bins=2, label="counts")
+    axes[0, 1].set_title("histogram")
+    axes[0, 1].legend(loc="upper left")  # over the tall bar at 0
+    fig.tight_layout()
+    assert set(legends_over_data(fig)) == {
+        "legend ['points'] covers 'points' in panel 'scatter'",
+        "legend ['counts'] covers 'bars' in panel 'histogram'"}
+
+
+def test_text_clashes_finds_an_axis_label_under_a_legend_frame():
+    """The defect density_height had: a legend anchored just below the panel sits on the x
+    label (no legend text overlaps the label, the frame does); one anchored well below does
+    not."""
+    from experiments.figures.style import new_figure, text_clashes
+
+    fig, axes = new_figure(1, 1, width=7.0, height=3.0)
+    ax = axes[0, 0]
+    ax.plot([0, 1], [0, 1], label="a line")
+    ax.set_xlabel("height (cm)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05))
+    fig.tight_layout()
+    assert "'height (cm)' is under legend ['a line']" in text_clashes(fig)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    assert not [c for c in text_clashes(fig) if "under legend" in c]

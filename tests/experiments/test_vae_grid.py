@@ -128,6 +128,7 @@ def test_every_vae_figure_draws_from_the_tiny_store(vae_store, figure, tmp_path)
     assert info is not None and info.png.stat().st_size > 0 and info.pdf.is_file()
     assert info.caption
     assert info.min_text_pt >= 8 and info.text_clashes == (), info.text_clashes
+    assert info.legends_over_data == (), info.legends_over_data
 
 
 def test_vae_figures_skip_a_store_without_vaes(vae_store, tmp_path):
