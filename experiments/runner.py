@@ -57,10 +57,14 @@ def _cost_rank(method: str) -> int:
 
 def _order(cells):
     """Expensive methods first (so no slow cell is left alone at the end of a parallel run),
-    then cells of the same method and data shape together (so workers reuse compiled code)."""
-    return sorted(cells, key=lambda c: (_cost_rank(c.method), c.method, c.model,
+    then cells of the same method and data shape together (so workers reuse compiled code),
+    with each seed's cells after the lower seeds' of the method: placed side by side, the
+    seed-0 and seed-1 cells of one configuration ran at once on two workers and both
+    compiled the same programs; apart, the later one finds them compiled (in its worker's
+    memory or the persistent cache)."""
+    return sorted(cells, key=lambda c: (_cost_rank(c.method), c.method, c.model, c.seed,
                                         c.covariance_type, c.dataset, c.n_components or 0,
-                                        c.seed, c.key))
+                                        c.key))
 
 
 def pending_cells(cells, store: ResultStore, retry_failed=True):

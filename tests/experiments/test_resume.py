@@ -164,3 +164,21 @@ def test_two_runs_cannot_write_one_folder(reference, tmp_path):
     with ResultStore(tmp_path / "out").exclusive():
         with pytest.raises(ValueError, match="another run is writing"):
             run_grid(cells[:1], tmp_path / "out", progress=False)
+
+
+def test_a_seeds_cells_are_dispatched_after_the_lower_seeds_of_their_method():
+    """Cells that differ only in seed compile the same programs: dispatched side by side, two
+    workers compiled them at once. Each method's cells go out seed by seed (within a seed, by
+    data shape as before); the expensive methods still go first."""
+    from experiments.cells import Cell
+    from experiments.runner import _order
+
+    cells = [Cell(ds, "gaussian_mixture", k, method, covariance_type="full", seed=seed)
+             for method in ("em", "nuts") for ds in ("faithful", "height") for k in (1, 2)
+             for seed in (0, 1)]
+    order = [(c.method, c.seed, c.dataset, c.n_components) for c in _order(cells)]
+    assert [m for m, *_ in order] == ["nuts"] * 8 + ["em"] * 8
+    for method in ("nuts", "em"):
+        mine = [rest for m, *rest in order if m == method]
+        assert mine == sorted(mine)  # seed, then dataset, then K
+        assert [seed for seed, *_ in mine] == [0] * 4 + [1] * 4
