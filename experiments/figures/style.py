@@ -239,11 +239,13 @@ def _data_points(ax, renderer):
     return [(label, xy) for label, xy in out if len(xy)]
 
 
-def legends_over_data(fig) -> tuple[str, ...]:
+def legends_over_data(fig, draw=True) -> tuple[str, ...]:
     """The legends of ``fig`` (a panel's or the figure's own) whose frame covers data of a
     panel it is drawn over: "legend ['a', 'b'] covers 'line label' in panel 'title'". Points
-    on the frame's edge (within 1 pixel) do not count."""
-    fig.canvas.draw()
+    on the frame's edge (within 1 pixel) do not count. draw=False: the figure was just drawn
+    at its own dpi (by text_clashes), as this needs."""
+    if draw:
+        fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     found = []
     for legend in _visible_legends(fig):
@@ -277,7 +279,8 @@ def save(fig, out_dir, stem, caption, rect=(0, 0, 1, 1)) -> FigureInfo:
         fig.savefig(png)
         fig.savefig(pdf)
     width, min_pt = float(fig.get_figwidth()), smallest_text_pt(fig)
-    clashes, covered = text_clashes(fig), legends_over_data(fig)
+    clashes = text_clashes(fig)
+    covered = legends_over_data(fig, draw=False)  # text_clashes drew it at its own dpi
     plt.close(fig)
     return FigureInfo(stem, png, pdf, caption, width, min_pt, clashes, covered)
 
