@@ -10,7 +10,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 # Each built-in method's colour is set where it is registered (register_method(colour=...)),
@@ -213,7 +213,8 @@ def _data_points(ax, renderer):
     """(label, (M, 2) display coordinates) of what ``ax`` plots in data coordinates: the
     vertices of its lines with the segments between them sampled every pixel, its scatter
     points and the tops and centres of its bars. Lines drawn across the panel in axes
-    coordinates (axhline, axvline: references, not data) and filled bands are left out."""
+    coordinates (axhline, axvline: references, not data) are left out; filled bands are
+    tested by _bands_under."""
     out = []
     for line in ax.get_lines():
         if not line.get_visible() or line.get_transform() != ax.transData:
@@ -223,7 +224,7 @@ def _data_points(ax, renderer):
         if len(xy) > 1 and line.get_linestyle() not in ("None", "none", " ", ""):
             xy = _every_pixel(xy)
         out.append((line.get_label(), xy))
-    for coll in ax.collections:  # scatter points (filled bands have no offsets to test)
+    for coll in ax.collections:  # scatter points
         if isinstance(coll, PathCollection) and coll.get_visible() \
                 and coll.get_offset_transform() == ax.transData:
             out.append((coll.get_label(),
@@ -237,6 +238,23 @@ def _data_points(ax, renderer):
         out.append(("bars", np.concatenate([np.c_[boxes[:, 0], top], np.c_[boxes[:, 2], top],
                                             (boxes[:, :2] + boxes[:, 2:]) / 2])))
     return [(label, xy) for label, xy in out if len(xy)]
+
+
+def _bands_under(ax, frame, panel) -> list:
+    """Labels of the filled bands (fill_between, fill: PolyCollection in data coordinates)
+    of ``ax`` that a 9 x 9 grid of points inside the display box ``frame`` and the panel's
+    box ``panel`` falls in."""
+    gx, gy = np.meshgrid(np.linspace(frame.x0, frame.x1, 9), np.linspace(frame.y0, frame.y1, 9))
+    grid = np.c_[gx.ravel(), gy.ravel()]
+    grid = grid[(grid[:, 0] >= panel.x0) & (grid[:, 0] <= panel.x1)
+                & (grid[:, 1] >= panel.y0) & (grid[:, 1] <= panel.y1)]
+    if not len(grid):
+        return []
+    return [coll.get_label() for coll in ax.collections
+            if isinstance(coll, PolyCollection) and coll.get_visible()
+            and coll.get_transform() == ax.transData
+            and any(path.contains_points(grid, transform=ax.transData).any()
+                    for path in coll.get_paths())]
 
 
 def legends_over_data(fig, draw=True) -> tuple[str, ...]:
@@ -255,14 +273,14 @@ def legends_over_data(fig, draw=True) -> tuple[str, ...]:
             if not ax.get_visible():
                 continue
             panel = ax.get_window_extent(renderer)
-            for label, xy in _data_points(ax, renderer):
-                inside = ((xy[:, 0] > frame.x0) & (xy[:, 0] < frame.x1)
-                          & (xy[:, 1] > frame.y0) & (xy[:, 1] < frame.y1)
-                          & (xy[:, 0] >= panel.x0) & (xy[:, 0] <= panel.x1)
-                          & (xy[:, 1] >= panel.y0) & (xy[:, 1] <= panel.y1))
-                if inside.any():
-                    found.append(f"legend {names} covers '{label}' in panel "
-                                 f"'{ax.get_title() or ax.get_ylabel()}'")
+            covered = [label for label, xy in _data_points(ax, renderer)
+                       if ((xy[:, 0] > frame.x0) & (xy[:, 0] < frame.x1)
+                           & (xy[:, 1] > frame.y0) & (xy[:, 1] < frame.y1)
+                           & (xy[:, 0] >= panel.x0) & (xy[:, 0] <= panel.x1)
+                           & (xy[:, 1] >= panel.y0) & (xy[:, 1] <= panel.y1)).any()]
+            found += [f"legend {names} covers '{label}' in panel "
+                      f"'{ax.get_title() or ax.get_ylabel()}'"
+                      for label in [*covered, *_bands_under(ax, frame, panel)]]
     return tuple(dict.fromkeys(found))
 
 

@@ -325,6 +325,18 @@ def test_legends_over_data_finds_a_legend_on_a_line_a_point_or_a_bar_only():
         "legend ['points'] covers 'points' in panel 'scatter'",
         "legend ['counts'] covers 'bars' in panel 'histogram'"}
 
+    # a filled band (a posterior predictive 5-95% band) under a legend, then the legend above
+    fig, axes = new_figure(1, 1, width=3.5, height=3.0)
+    ax = axes[0, 0]
+    ax.fill_between([0, 1], [0.5, 0.5], [1.0, 1.0], alpha=0.3, label="5-95% band")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    assert legends_over_data(fig) == ("legend ['5-95% band'] covers '5-95% band' in panel ''",)
+    ax.legend(loc="lower right")  # the band is the upper half only
+    assert legends_over_data(fig) == ()
+
 
 def test_text_clashes_finds_an_axis_label_under_a_legend_frame():
     """The defect density_height had: a legend anchored just below the panel sits on the x
