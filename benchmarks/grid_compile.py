@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,11 +96,11 @@ def main(argv=None):
     results = {}
     for name in args.runs:
         row_bucket, state = RUNS[name]
-        if state == "cold" and cache.exists():
-            subprocess.run(["rm", "-rf", str(cache)], check=True)
         out = root / name
-        if out.exists():
-            subprocess.run(["rm", "-rf", str(out)], check=True)
+        # a cold run must start from an empty cache: a failure to remove it raises
+        for stale in ([cache] if state == "cold" else []) + [out]:
+            if stale.exists():
+                shutil.rmtree(stale)
         cmd = [sys.executable, "-m", "benchmarks.grid_compile", "--config", args.config,
                "--jobs", str(args.jobs), "--child-out", str(out)]
         cmd += ["--datasets", *args.datasets] if args.datasets else []
